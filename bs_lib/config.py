@@ -1,0 +1,373 @@
+"""One parameter, three contexts: profiles, seeding, device and precision.
+
+Every notebook takes a single ``PROFILE`` parameter:
+
+``smoke``
+    CPU, the synthetic phantom at 64², seconds per notebook. What the tests
+    (nbval) and the report job run.
+``colab``
+    One consumer GPU (a free Colab T4 is the reference), minutes per
+    notebook, 256² images: a result worth looking at.
+``full``
+    The paper's scale: 1024² images, full schedules. GPU only, hours.
+
+The default comes from the environment (:func:`default_profile`), papermill
+overrides it with ``-p PROFILE ...``. Notebooks read their sizes from the
+:class:`Profile` returned by :func:`setup` and derive everything else in the
+cell after the ``parameters`` cell, because papermill does not re-run derived
+assignments.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import platform
+import random
+import sys
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported lazily: the CLI and the survey do not need it
+    import torch
+
+PROFILE_ENV = "BS_PROFILE"
+QUIET_ENV = "BS_QUIET"
+DATA_DIR_ENV = "BS_DATA_DIR"
+REAL_PAIRS_ENV = "BS_REAL_PAIRS"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The knobs that scale a notebook from a CPU smoke run to the paper.
+
+    Notebooks derive their own values from these (for example a model's
+    width from ``image_size``); a profile never names a notebook.
+    """
+
+    name: str
+    description: str
+    image_size: int  # side of the square images models see
+    dataset: str  # "phantom" or the name of a real dataset
+    num_images: int | None  # images drawn from the dataset (None = all)
+    train_steps: int  # optimiser steps for a typical model of the course
+    batch_size: int
+    sampling_steps: int  # diffusion sampling steps
+    num_workers: int  # DataLoader workers
+    needs_gpu: bool
+    quiet: bool  # progress bars off (nbval compares stderr)
+
+    def with_overrides(self, **changes: Any) -> Profile:
+        """A copy with some fields changed, e.g. ``profile.with_overrides(train_steps=10)``."""
+        unknown = set(changes) - set(asdict(self))
+        if unknown:
+            raise TypeError(f"Profile has no field(s) {sorted(unknown)}; fields are {sorted(asdict(self))}")
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CPU, synthetic phantom at 64², seconds per notebook (tests and reports)",
+        image_size=64,
+        dataset="phantom",
+        num_images=32,
+        train_steps=40,
+        batch_size=8,
+        sampling_steps=10,
+        num_workers=0,
+        needs_gpu=False,
+        quiet=True,
+    ),
+    "colab": Profile(
+        name="colab",
+        description="one consumer GPU (Colab T4), minutes per notebook, 256² images",
+        image_size=256,
+        dataset="szch-x-rays",
+        num_images=None,
+        train_steps=3_000,
+        batch_size=16,
+        sampling_steps=50,
+        num_workers=2,
+        needs_gpu=True,
+        quiet=False,
+    ),
+    "full": Profile(
+        name="full",
+        description="the paper's scale: 1024² images, full schedules, GPU hours",
+        image_size=1024,
+        dataset="szch-x-rays",
+        num_images=None,
+        train_steps=100_000,
+        batch_size=4,
+        sampling_steps=1_000,
+        num_workers=8,
+        needs_gpu=True,
+        quiet=False,
+    ),
+}
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """Look a profile up by name; a misspelling gets the list of valid names."""
+    if isinstance(name, Profile):
+        return name
+    key = str(name).strip().lower()
+    if key not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+    return PROFILES[key]
+
+
+def default_profile() -> str:
+    """The profile a notebook uses when nobody chose one.
+
+    ``$BS_PROFILE`` when set (the tests set ``smoke``); otherwise ``colab`` on a
+    machine with a GPU and ``smoke`` on a CPU, so a notebook opened anywhere
+    runs in a sensible time.
+    """
+    chosen = os.environ.get(PROFILE_ENV)
+    if chosen:
+        return get_profile(chosen).name
+    return "colab" if detect_device().type in ("cuda", "mps") else "smoke"
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def detect_device(prefer: str | None = None) -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU.
+
+    ``prefer`` forces one (``"cpu"`` to debug a GPU notebook on the CPU); asking
+    for a device that is absent is an error rather than a silent fallback.
+    """
+    import torch
+
+    if prefer is not None:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CUDA was requested but no CUDA GPU is visible to torch.")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError("Apple MPS was requested but torch.backends.mps is not available.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def detect_precision(device: torch.device) -> str:
+    """Mixed-precision mode for ``accelerate``: ``"bf16"``, ``"fp16"`` or ``"no"``.
+
+    bf16 keeps float32's exponent range, so it needs no loss scaling: it is the
+    choice on every GPU that supports it (Ampere and newer). Older CUDA GPUs
+    (Colab's T4) get fp16 with loss scaling. MPS and CPU stay in float32, the
+    one mode that behaves the same on every machine.
+    """
+    import torch
+
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (all devices).
+
+    ``deterministic=True`` also asks torch for deterministic kernels, which is
+    slower on a GPU and raises on operations that have none.
+    """
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What :func:`setup` decided: the profile, the seed, the device and its precision."""
+
+    profile: Profile
+    seed: int
+    device: torch.device
+    precision: str
+
+    def __str__(self) -> str:
+        return (
+            f"profile={self.profile.name} ({self.profile.description}); "
+            f"device={self.device.type}; precision={self.precision}; seed={self.seed}"
+        )
+
+
+_active_profile: Profile | None = None
+
+
+def setup(profile: str | Profile, seed: int = 0, device: str | None = None) -> RunConfig:
+    """Start a notebook or script: check parameters, seed, choose device and precision.
+
+    Called in the cell right after a notebook's ``parameters`` cell. It fails
+    loudly when papermill injected a parameter the notebook does not declare
+    (papermill itself only warns), warns when a GPU profile runs on a CPU, and
+    makes :func:`progress` silent for the smoke profile.
+    """
+    global _active_profile
+    check_injected_parameters()
+    chosen = get_profile(profile)
+    seed_everything(seed)
+    run_device = detect_device(device)
+    if chosen.needs_gpu and run_device.type == "cpu":
+        warnings.warn(
+            f"Profile {chosen.name!r} is meant for a GPU and this machine has none: expect it to be "
+            f"very slow. Use PROFILE='smoke' on a CPU.",
+            stacklevel=2,
+        )
+    _active_profile = chosen
+    return RunConfig(chosen, seed, run_device, detect_precision(run_device))
+
+
+def active_profile() -> Profile:
+    """The profile of the last :func:`setup`, else the default one."""
+    return _active_profile or get_profile(default_profile())
+
+
+# --------------------------------------------------------------------------- papermill guard
+
+
+class UnknownParameterError(ValueError):
+    """A parameter was passed that the notebook does not declare."""
+
+
+def _assigned_names(source: str) -> set[str]:
+    """Names assigned at the top level of a cell's source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+    return names
+
+
+def unknown_parameters(parameters_source: str, injected_source: str) -> set[str]:
+    """Names papermill injected that the ``parameters`` cell does not assign."""
+    return _assigned_names(injected_source) - _assigned_names(parameters_source)
+
+
+def check_injected_parameters() -> None:
+    """Raise :class:`UnknownParameterError` when papermill injected an undeclared name.
+
+    papermill executes an ``injected-parameters`` cell (its source starts with
+    ``# Parameters``) right after the notebook's ``parameters`` cell. The kernel's
+    input history holds both, so a misspelled ``-p PROFLE colab`` is caught here,
+    inside the notebook, whoever launched papermill.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    history = list(shell.user_ns.get("In", [])) if shell is not None else []
+    for index in range(len(history) - 1, 0, -1):
+        if history[index].lstrip().startswith("# Parameters"):
+            unknown = unknown_parameters(history[index - 1], history[index])
+            if unknown:
+                declared = sorted(_assigned_names(history[index - 1]))
+                raise UnknownParameterError(
+                    f"Unknown notebook parameter(s) {sorted(unknown)}: this notebook declares "
+                    f"{declared}. Check the spelling of the -p options."
+                )
+            return
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_quiet() -> bool:
+    """True when progress bars should stay silent (smoke profile or ``$BS_QUIET=1``)."""
+    if os.environ.get(QUIET_ENV, "").strip() in ("1", "true", "yes"):
+        return True
+    return active_profile().quiet
+
+
+def progress(iterable=None, **kwargs):
+    """A ``tqdm.auto`` progress bar that stays silent in smoke runs.
+
+    nbval compares stderr, and a bar's timings differ on every run, so the
+    smoke profile turns bars off; every other profile shows them.
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", is_quiet())
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+
+
+def data_dir() -> Path:
+    """Where datasets are downloaded: ``$BS_DATA_DIR``, else ``~/.cache/bs_lib/data``."""
+    root = os.environ.get(DATA_DIR_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "bs_lib" / "data"
+
+
+def real_pairs_dir() -> Path | None:
+    """The folder of real radiograph / soft-tissue sample pairs, or None when absent.
+
+    ``$BS_REAL_PAIRS`` when set, else ``shared/data/real-pairs`` beside the
+    repository. These pairs are optional: callers show or test them only when
+    this returns a folder.
+    """
+    chosen = os.environ.get(REAL_PAIRS_ENV)
+    candidate = Path(chosen).expanduser() if chosen else REPO_ROOT.parent / "shared" / "data" / "real-pairs"
+    return candidate if candidate.is_dir() else None
+
+
+def environment_report() -> str:
+    """Versions and hardware in a few lines, for the top of every notebook and report."""
+    import numpy as np
+    import torch
+
+    import bs_lib
+
+    device = detect_device()
+    lines = [
+        f"bs_lib {bs_lib.__version__} | Python {platform.python_version()} | torch {torch.__version__} "
+        f"| numpy {np.__version__}",
+        f"platform: {platform.platform(terse=True)} | CPU threads: {torch.get_num_threads()}",
+    ]
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        lines.append(f"device: cuda ({props.name}, {props.total_memory / 2**30:.0f} GiB)")
+    else:
+        lines.append(f"device: {device.type}")
+    lines.append(f"precision: {detect_precision(device)} | default profile: {default_profile()}")
+    return "\n".join(lines)
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules

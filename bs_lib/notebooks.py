@@ -1,0 +1,184 @@
+"""The course's notebook conventions, as code: check them, and start a new notebook.
+
+Every course notebook ``notebooks/NN_topic.ipynb``
+
+* is paired with ``NN_topic.py`` (jupytext ``py:percent``) and the two agree;
+* is committed without outputs, with kernelspec ``python3``;
+* opens with a title, a Colab badge pointing at its own path, learning goals,
+  a setup cell that installs ``bs_lib`` only when missing, a ``parameters``
+  cell declaring ``PROFILE``, and a cell calling ``config.setup``;
+* closes with ``## Summary``, ``## Exercises`` and ``## References``;
+* never hard-codes a CUDA device.
+
+``bs-lib notebooks check`` reports every breach; ``bs-lib notebooks new 10 topic
+"Title"`` copies ``notebooks/_template.py`` into a new pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from bs_lib import REPOSITORY
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+TEMPLATE = NOTEBOOKS_DIR / "_template.py"
+COURSE_NOTEBOOK = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+CLOSING_SECTIONS = ["Summary", "Exercises", "References"]
+HARD_CODED_CUDA = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(\)""")
+EDITOR_METADATA = ("colab", "widgets", "accelerator", "gpuClass")
+
+
+def colab_url(notebook: Path | str) -> str:
+    """The Colab address that opens ``notebooks/<name>.ipynb`` from the main branch."""
+    name = Path(notebook).with_suffix(".ipynb").name
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{name}"
+
+
+def _headings(source: str, level: int) -> list[str]:
+    prefix = "#" * level + " "
+    return [line[len(prefix):].strip() for line in source.splitlines() if line.startswith(prefix)]
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def check_structure(nb, name: str) -> list[str]:
+    """Problems with the fixed opening and closing of one notebook (empty list: none)."""
+    problems: list[str] = []
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown" or not _headings(cells[0].source, 1):
+        return ["the first cell must be markdown starting with a '# Title'"]
+    opening = cells[0].source
+    badge = re.search(r"\(https://colab\.research\.google\.com/github/[^)\s]+\)", opening)
+    if badge is None:
+        problems.append("the first cell has no Colab badge")
+    elif badge.group(0)[1:-1] != colab_url(name):
+        problems.append(f"the Colab badge points at {badge.group(0)[1:-1]}, not {colab_url(name)}")
+    if "Learning goals" not in _headings(opening, 2):
+        problems.append("the first cell has no '## Learning goals' section")
+
+    code = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"]
+    setup = next((i for i, c in code if 'find_spec("bs_lib")' in c.source), None)
+    parameters = [i for i, c in code if "parameters" in _tags(c)]
+    if setup is None:
+        problems.append("no setup cell that installs bs_lib when find_spec(\"bs_lib\") is None")
+    if len(parameters) != 1:
+        problems.append(f"expected one cell tagged 'parameters', found {len(parameters)}")
+    else:
+        index = parameters[0]
+        if not re.search(r"^PROFILE\s*=", cells[index].source, re.MULTILINE):
+            problems.append("the parameters cell does not declare PROFILE")
+        if setup is not None and setup > index:
+            problems.append("the setup cell must come before the parameters cell")
+        following = next((c for i, c in code if i > index), None)
+        if following is None or "config.setup(" not in following.source:
+            problems.append("the code cell after the parameters cell must call config.setup(...)")
+
+    sections = [h for c in cells if c.cell_type == "markdown" for h in _headings(c.source, 2)]
+    if sections[-len(CLOSING_SECTIONS):] != CLOSING_SECTIONS:
+        problems.append(f"the last sections must be {CLOSING_SECTIONS}; found {sections[-3:]}")
+    for i, cell in code:
+        if HARD_CODED_CUDA.search(cell.source):
+            problems.append(f"cell {i} hard-codes a CUDA device; use run.device")
+    return problems
+
+
+def check_stripped(nb) -> list[str]:
+    """Problems that show a notebook was committed straight from an editor."""
+    problems = []
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel != "python3":
+        problems.append(f"kernelspec is {kernel!r}, not 'python3'")
+    for key in EDITOR_METADATA:
+        if key in nb.metadata:
+            problems.append(f"notebook metadata carries editor state {key!r}")
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs") or cell.get("execution_count") is not None:
+            problems.append(f"cell {i} has outputs or an execution count")
+        if set(cell.get("metadata", {})) - {"tags"}:
+            problems.append(f"cell {i} carries metadata other than tags: {sorted(cell.metadata)}")
+    return problems
+
+
+def cell_signature(nb) -> list[tuple[str, str, tuple[str, ...]]]:
+    """What must agree between the two files of a pair: type, source and tags of each cell."""
+    return [(c.cell_type, c.source.strip(), tuple(sorted(_tags(c)))) for c in nb.cells]
+
+
+def check_pair(ipynb: Path) -> list[str]:
+    """Problems with the jupytext pair of ``ipynb`` (content compared, never timestamps)."""
+    import jupytext
+
+    script = ipynb.with_suffix(".py")
+    if not script.exists():
+        return [f"{script.name} is missing; run: jupytext --set-formats ipynb,py:percent {ipynb.name}"]
+    left, right = cell_signature(jupytext.read(ipynb)), cell_signature(jupytext.read(script))
+    if left == right:
+        return []
+    for i, (a, b) in enumerate(zip(left, right)):
+        if a != b:
+            return [f"{ipynb.name} and {script.name} differ at cell {i}; run: jupytext --sync {script.name}"]
+    return [f"{ipynb.name} has {len(left)} cells, {script.name} {len(right)}; run: jupytext --sync"]
+
+
+def check_notebook(ipynb: Path) -> list[str]:
+    """Every convention above, for one course notebook."""
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    return check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name)
+
+
+def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The course's ``NN_topic.ipynb`` files, in order."""
+    return sorted(p for p in Path(notebooks_dir).glob("*.ipynb") if COURSE_NOTEBOOK.match(p.name))
+
+
+def new_notebook(number: int, slug: str, title: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+    """Create ``NN_slug.py`` and ``NN_slug.ipynb`` from the template; returns the ``.ipynb``."""
+    import jupytext
+
+    name = f"{number:02d}_{slug}"
+    if not COURSE_NOTEBOOK.match(name + ".ipynb"):
+        raise ValueError(f"{name!r} is not a course notebook name: use a number and a lower_case_slug.")
+    target = Path(notebooks_dir) / f"{name}.ipynb"
+    if target.exists() or target.with_suffix(".py").exists():
+        raise FileExistsError(f"{target.stem} already exists in {notebooks_dir}; nothing was written.")
+    text = TEMPLATE.read_text(encoding="utf-8").replace("NN_SLUG", name)
+    text = text.replace("# # NN · TITLE", f"# # {number:02d} · {title}")
+    target.with_suffix(".py").write_text(text, encoding="utf-8")
+    jupytext.write(jupytext.reads(text, fmt="py:percent"), target, fmt="ipynb")
+    return target
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="check every course notebook against the conventions")
+    check.add_argument("paths", nargs="*", type=Path, help="notebooks to check (default: all)")
+    new = actions.add_parser("new", help="start a new notebook pair from notebooks/_template.py")
+    new.add_argument("number", type=int)
+    new.add_argument("slug", help="lower_case_words, e.g. vessel_enhancement")
+    new.add_argument("title", help="the notebook's title")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "new":
+        target = new_notebook(args.number, args.slug, args.title)
+        print(f"created {target} and {target.with_suffix('.py').name}; add it to the README course map")
+        return 0
+    failures = 0
+    for ipynb in args.paths or course_notebooks():
+        problems = check_notebook(ipynb)
+        failures += bool(problems)
+        print(f"{'ok' if not problems else 'FAIL':>4}  {ipynb.name}")
+        for problem in problems:
+            print(f"      - {problem}")
+    return 1 if failures else 0
