@@ -7,5 +7,4 @@ setting the profile here makes every notebook run its smoke profile.
 import os
 
 os.environ.setdefault("BS_PROFILE", "smoke")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import matplotlib
 import pytest
 
 from bs_lib.config import real_pairs_dir
+
+matplotlib.use("Agg")  # figures in unit tests are drawn, never shown
 
 
 @pytest.fixture(scope="session")
