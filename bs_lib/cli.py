@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bone suppression in chest X-rays: the course's command line.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, summary) in COMMANDS.items():
+    for name, (_module, summary) in COMMANDS.items():
         commands.add_parser(name, help=summary, description=summary, add_help=False)
     return parser
 

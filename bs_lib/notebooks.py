@@ -120,7 +120,7 @@ def check_pair(ipynb: Path) -> list[str]:
     left, right = cell_signature(jupytext.read(ipynb)), cell_signature(jupytext.read(script))
     if left == right:
         return []
-    for i, (a, b) in enumerate(zip(left, right)):
+    for i, (a, b) in enumerate(zip(left, right, strict=False)):
         if a != b:
             return [f"{ipynb.name} and {script.name} differ at cell {i}; run: jupytext --sync {script.name}"]
     return [f"{ipynb.name} has {len(left)} cells, {script.name} {len(right)}; run: jupytext --sync"]
