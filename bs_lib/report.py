@@ -178,7 +178,7 @@ def run_report(
     timeout: float | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in order and write the report folder."""
-    from bs_lib.config import get_profile, progress
+    from bs_lib.config import get_profile
 
     profile = get_profile(profile).name
     parameters = {**(parameters or {}), "PROFILE": profile}
@@ -188,9 +188,10 @@ def run_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     os.environ[PROFILE_ENV] = profile  # the kernels inherit it, so library defaults agree
     results = []
-    for notebook in progress(notebooks, desc="notebooks", unit="nb", disable=False):
+    for number, notebook in enumerate(notebooks, start=1):
+        print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
         result = execute(notebook, output_dir, parameters, timeout)
-        print(f"{result.status:>6}  {result.seconds:7.1f} s  {notebook.name}", flush=True)
+        print(f"{result.status} in {result.seconds:.1f} s", flush=True)
         if result.error:
             print(f"        {result.error.splitlines()[0][:200]}", flush=True)
         results.append(result)
