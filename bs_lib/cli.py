@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "papers": ("bs_lib.survey", "the papers/ database: new entry, check, build the index and figures"),
     "datasets": ("bs_lib.datasets", "list the registered datasets and whether each is present"),
     "download": ("bs_lib.download", "download a registered dataset into $BS_DATA_DIR"),
+    "train": ("bs_lib.train", "train a model from a YAML run description (single process or accelerate launch)"),
 }
 
 
