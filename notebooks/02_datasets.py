@@ -1,0 +1,453 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Datasets: where paired data comes from
+#
+# A bone-suppression model learns from pairs: a radiograph and the same chest without
+# its bones. Such pairs are rare. This notebook shows where they come from (dual-energy
+# hardware, a suppression algorithm, or a simulation), how to get each public collection,
+# and how to read it without falling into the three traps that silently ruin results:
+# images with the wrong polarity, pairs that do not line up, and splits that leak the
+# same patient into training and test. At the end you build the one split file every
+# method of the course is trained and measured on.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/bone-suppression/course/blob/main/notebooks/02_datasets.ipynb)
+#
+# | profile | hardware | run time |
+# |---|---|---|
+# | `smoke` | CPU | ≈ 20 s (phantom + the real sample pairs when present) |
+# | `colab` | one T4 GPU | minutes (downloads SZCH-X-Rays, ≈ 741 pairs) |
+# | `full` | one A100/H100 | as `colab` |
+#
+# ## Learning goals
+# - tell dual-energy, algorithmic and synthetic targets apart, and say what each means for a result;
+# - download a dataset into the course's data directory, with credentials kept out of the notebook;
+# - read PNG, DICOM and raw JSRT images into one convention (float in [0, 1], bone bright) and check polarity;
+# - check a pair's alignment and look at its difference image;
+# - show with numbers why a random split of an augmented set cheats, and build a patient-wise split.
+
+# %% [markdown]
+# ## Setup
+# Installs the course library `bs_lib` only when it is missing (on Colab, or in a
+# fresh environment); torch is left as it is.
+
+# %%
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+if importlib.util.find_spec("bs_lib") is None:
+    clone = pathlib.Path.cwd().parent
+    in_clone = (clone / "bs_lib").is_dir()
+    source = ["-e", str(clone)] if in_clone else ["git+https://github.com/bone-suppression/course"]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *source], check=True)
+    if in_clone:
+        sys.path.insert(0, str(clone))
+    importlib.invalidate_caches()
+
+from bs_lib import config
+
+# %% [markdown]
+# ## Parameters
+# `PROFILE` scales everything: `smoke` (CPU, seconds), `colab` (one GPU, minutes),
+# `full` (the paper's scale). Run as a report with
+# `papermill 02_datasets.ipynb out.ipynb -p PROFILE colab`.
+
+# %% tags=["parameters"]
+PROFILE = config.default_profile()  # "smoke" | "colab" | "full"
+SEED = 0
+
+# %%
+run = config.setup(PROFILE, seed=SEED)
+print(config.environment_report())
+print(run)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from bs_lib import datasets as bsd
+from bs_lib import download, io, metrics
+
+REAL_PAIRS = config.real_pairs_dir()  # None when the six sample pairs are not on this machine
+HAS_RG1 = importlib.util.find_spec("data_store") is not None  # pip install pydicom-data
+print("real sample pairs:", REAL_PAIRS or "not present")
+print("pydicom-data (one real DICOM chest radiograph):", "installed" if HAS_RG1 else "not installed")
+
+# %% [markdown]
+# ## 1 · Where paired data comes from
+#
+# - **Dual-energy subtraction (DES).** Two exposures at two tube voltages; a weighted
+#   log subtraction cancels bone. SZCH-X-Rays (741 pairs), Gusarev (35 images). Closest
+#   to truth, but motion between the exposures leaves artefacts.
+# - **Algorithmic.** An existing suppression program applied to a radiograph: BSE-JSRT
+#   (≈ 241 pairs, made with the BME software). A model trained on it learns to imitate
+#   that program, blur and artefacts included.
+# - **Synthetic.** Rendered from a model or from CT (digitally reconstructed radiographs):
+#   the course phantom, DRR sets. Exact targets, but simpler than anatomy.
+#
+# Every dataset the course knows is listed in `bs_lib/data/registry.yaml`, with a card
+# per dataset (licence, citation, layout, pitfalls). The status column says what is
+# on this machine; `python -m bs_lib datasets` prints the same table.
+
+# %%
+registry = download.load_registry()
+catalogue = pd.DataFrame(
+    [{"name": e.name, "source": e.source, "status": download.status(e), "pairs": e.details.get("pairs", "")}
+     for e in registry.values()]
+).set_index("name")
+print("data directory:", config.data_dir())
+catalogue
+
+# %%
+assert {"phantom", "szch-x-rays", "bse-jsrt", "jsrt-bone-masks", "jsrt-bse-baidu", "jsrt"} <= set(catalogue.index)
+assert catalogue.loc["phantom", "status"] == "built in"
+
+# %% [markdown]
+# ## 2 · Getting a dataset
+#
+# Downloads land in one data directory (`$BS_DATA_DIR`, default `~/.cache/bs_lib/data`):
+# first under a temporary name, then renamed once complete and verified, so a dataset
+# is either all there or not there. An interrupted download resumes on the next run.
+#
+# **Credentials never go into a notebook.** Kaggle reads `KAGGLE_USERNAME` and
+# `KAGGLE_KEY` (or `KAGGLE_API_TOKEN`) from the environment, from `~/.kaggle/kaggle.json`
+# or, on Colab, from *secrets* (the key icon in the left bar: add the names, switch on
+# notebook access). Hugging Face reads `HF_TOKEN` the same way. The library only ever
+# reports *where* it found a credential, never its value.
+#
+# The cell below downloads the profile's dataset when it is a real one and the
+# credentials exist; otherwise it says how to get it. The smoke profile uses the
+# phantom and never downloads.
+
+# %%
+wanted = run.profile.dataset
+if wanted == "phantom":
+    print("This profile uses the built-in phantom: nothing to download.")
+else:
+    entry = download.get_entry(wanted)
+    if download.credentials_available(entry.source):
+        dataset_folder = download.download(wanted)
+        print(f"{wanted}: ready in {dataset_folder}")
+    else:
+        print(f"{wanted}: no credentials for {entry.source}. {entry.how_to_get()}")
+
+print("\nKaggle credentials:", download.kaggle_credentials_source() or "none found")
+for name in ("bse-jsrt", "jsrt-bse-baidu", "jsrt"):
+    print(f"- {name}: {registry[name].how_to_get()}")
+
+# %% [markdown]
+# ## 3 · One convention for every file format
+#
+# `bs_lib.io.read_image` turns every format into a float32 array shaped `(1, H, W)` in
+# [0, 1], **bone bright**, and returns what it decided in a metadata dict. Integer images
+# are divided by their full range, $x' = x / (2^b - 1)$ with $b$ the stored bits; DICOM
+# goes through its rescale ($\text{slope}\cdot x + \text{intercept}$) and window; and the
+# two inverted sources, raw JSRT `.IMG` files and DICOM `MONOCHROME1`, are flipped,
+# $x' = 1 - x$.
+#
+# The one real DICOM chest radiograph on PyPI (`RG1_UNCR.dcm` in `pydicom-data`) is
+# stored as MONOCHROME1: shown as stored, bones are dark.
+
+# %%
+if HAS_RG1:
+    from pydicom.data import get_testdata_file
+
+    rg1_path = get_testdata_file("RG1_UNCR.dcm")
+    rg1, rg1_meta = io.read_image(rg1_path)
+    rg1_stored, _ = io.read_image(rg1_path, invert=False)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+    axes[0].imshow(rg1_stored[0], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("as stored (MONOCHROME1): bones dark")
+    axes[1].imshow(rg1[0], cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title("read_image: bones bright")
+    for ax in axes:
+        ax.axis("off")
+    plt.show()
+    print({k: rg1_meta[k] for k in ("format", "bit_depth", "photometric_interpretation", "window", "inverted")})
+    # conventional polarity: the mediastinum is brighter than the lungs beside it
+    rows = slice(700, 1100)
+    assert rg1[0, rows, 880:960].mean() > rg1[0, rows, 450:600].mean()
+else:
+    print("pip install pydicom-data to see a real DICOM radiograph here (34 MB, then offline).")
+
+# %% [markdown]
+# Bad files fail loudly, naming the file and what is wrong, instead of producing a
+# black image three cells later. A few examples, made in a temporary folder:
+
+# %%
+scratch = Path(tempfile.mkdtemp())
+(scratch / "empty.png").write_bytes(b"")
+(scratch / "JPCLN001.IMG").write_bytes(b"\0" * 1000)
+(scratch / "notes.txt").write_text("not an image")
+Image.fromarray(np.full((8, 8), 128, np.uint8)).save(scratch / "flat.png")
+for name in ("missing.png", "empty.png", "JPCLN001.IMG", "flat.png", "notes.txt"):
+    try:
+        io.read_image(scratch / name)
+    except (FileNotFoundError, io.ImageReadError) as error:
+        print(f"{type(error).__name__}: {str(error).replace(str(scratch) + '/', '')}")
+
+# %% [markdown]
+# ## 4 · Looking at pairs
+#
+# The smoke profile shows phantom pairs and, when present, the six real SZCH sample
+# pairs (dual-energy targets, 1024² PNG). One switch, `bsd.get_dataset(name, ...)`,
+# serves either; every sample is a dict with `cxr`, `soft`, `id` and `patient`.
+
+# %%
+SIZE = run.profile.image_size
+phantom = bsd.get_dataset("phantom", split="train", size=SIZE, num_images=4, seed=SEED)
+shown = {"phantom": [phantom[i] for i in range(2)]}
+if REAL_PAIRS is not None:
+    real = bsd.get_dataset("real-pairs", size=256)
+    shown["real (SZCH)"] = [real[0], real[3]]
+elif wanted != "phantom":
+    real = bsd.get_dataset(wanted, split="all", size=256, num_images=2)
+    shown[wanted] = [real[0], real[1]]
+
+rows = [(name, s) for name, samples in shown.items() for s in samples]
+fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)))
+for (name, sample), row in zip(rows, axes, strict=True):
+    cxr, soft = sample["cxr"][0].numpy(), sample["soft"][0].numpy()
+    row[0].imshow(cxr, cmap="gray", vmin=0, vmax=1)
+    row[0].set_title(f"{name} {sample['id']}: radiograph", fontsize=9)
+    row[1].imshow(soft, cmap="gray", vmin=0, vmax=1)
+    row[1].set_title("soft-tissue target", fontsize=9)
+    row[2].imshow(cxr - soft, cmap="gray")
+    row[2].set_title("difference (≈ bone + offset)", fontsize=9)
+    for ax in row:
+        ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Polarity check by eye:** in the radiograph the ribs and clavicles are bright and the
+# lungs dark; in the target the ribs are gone; the difference image shows the bones.
+# If the ribs in the difference image were *dark*, one of the two images would be
+# inverted, and BSR (which treats $\text{cxr} - \text{target}$ as bone) would be meaningless.
+#
+# **Histograms** show the second difference between sources: the soft-tissue image of a
+# dual-energy pair has a different global brightness and contrast from its radiograph.
+
+# %%
+fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3), squeeze=False)
+for ax, (name, samples) in zip(axes[0], shown.items(), strict=True):
+    sample = samples[0]
+    for key in ("cxr", "soft"):
+        ax.hist(sample[key].numpy().ravel(), bins=64, range=(0, 1), alpha=0.6, label=key)
+    ax.set_title(f"{name}: intensity histogram")
+    ax.set_xlabel("value in [0, 1]")
+    ax.legend()
+plt.show()
+
+summary = pd.DataFrame(
+    [{"source": name, "id": s["id"], "shape": tuple(s["cxr"].shape),
+      "cxr mean": float(s["cxr"].mean()), "soft mean": float(s["soft"].mean())}
+     for name, samples in shown.items() for s in samples]
+)
+summary.round(3)
+
+# %% [markdown]
+# **Alignment.** A pair is only useful if the two images share one grid. Phase
+# correlation estimates the shift $(\Delta y, \Delta x)$ that best maps the target onto the
+# radiograph; for a good pair it is a fraction of a pixel. (A pair whose images differ
+# in size is refused by `read_pair` unless you ask for `resize_mismatch=True`.)
+
+# %%
+from skimage.registration import phase_cross_correlation
+
+shifts = []
+for name, sample in rows:
+    shift, _, _ = phase_cross_correlation(sample["cxr"][0].numpy(), sample["soft"][0].numpy(), upsample_factor=10)
+    shifts.append({"source": name, "id": sample["id"], "shift y (px)": shift[0], "shift x (px)": shift[1]})
+shifts = pd.DataFrame(shifts)
+print(shifts.round(2).to_string(index=False))
+assert shifts[["shift y (px)", "shift x (px)"]].abs().max().max() <= 2.0, "a pair is misaligned"
+
+# %% [markdown]
+# ## 5 · The leakage trap, with numbers
+#
+# The BSE-JSRT Kaggle set ships ≈ 4,100 *augmented* pairs: 17 shifted and re-scaled copies
+# of each of ≈ 241 patients. Split those images at random and nearly every test patient
+# has copies in training. A model that merely **remembers** its training images then
+# looks excellent on "unseen" data.
+#
+# We simulate this with the phantom: a few patients, several augmented copies each
+# (small shifts and a brightness change applied to both images of a pair), and the
+# most forgetful "model" there is, a 1-nearest-neighbour lookup that returns the
+# target of the most similar training radiograph. Its score under a random image split
+# is compared with a patient-wise split.
+
+# %%
+N_PATIENTS, COPIES, SIM_SIZE = 16, 6, 32
+source = bsd.get_dataset("phantom", split="train", size=SIM_SIZE, num_images=N_PATIENTS, seed=SEED)
+rng = np.random.default_rng(SEED)
+augmented = {}
+for i in config.progress(range(len(source)), desc="augmenting"):
+    sample = source[i]
+    cxr, soft = sample["cxr"].numpy(), sample["soft"].numpy()
+    for copy in range(COPIES):
+        dy, dx = rng.integers(-2, 3, size=2)
+        gain = rng.uniform(0.9, 1.1)
+        pair = [np.clip(np.roll(image, (dy, dx), axis=(1, 2)) * gain, 0, 1) for image in (cxr, soft)]
+        augmented[f"P{i:02d}_{copy}"] = pair
+
+
+def patient_of(image_id):
+    return image_id.split("_")[0]
+
+
+def nearest_neighbour_psnr(split):
+    """Mean PSNR of a 1-NN 'model' that copies the target of the closest training radiograph."""
+    train = np.stack([augmented[i][0].ravel() for i in split["train"]])
+    scores = []
+    for image_id in split["test"]:
+        cxr, soft = augmented[image_id]
+        nearest = split["train"][int(np.argmin(((train - cxr.ravel()) ** 2).sum(axis=1)))]
+        scores.append(float(metrics.psnr(augmented[nearest][1], soft, data_range=1.0)))
+    return float(np.mean(scores))
+
+
+ids = list(augmented)
+random_split = bsd.random_image_split(ids, fractions=(0.75, 0.0, 0.25), seed=SEED)
+patient_split = bsd.make_patient_split([patient_of(i) for i in ids], fractions=(0.75, 0.0, 0.25), seed=SEED)
+patient_split_ids = {name: [i for i in ids if patient_of(i) in set(patients)]
+                     for name, patients in patient_split.items()}
+
+leak = pd.DataFrame(
+    [{"split": kind,
+      "test images": len(split["test"]),
+      "test patients also in train": len(bsd.shared_patients(split, patient_of)["train&test"]),
+      "1-NN PSNR on test (dB)": nearest_neighbour_psnr(split)}
+     for kind, split in (("random over images", random_split), ("patient-wise", patient_split_ids))]
+).set_index("split")
+leak.round(2)
+
+# %%
+assert leak.loc["patient-wise", "test patients also in train"] == 0
+assert leak.loc["random over images", "test patients also in train"] > 0
+assert leak.loc["random over images", "1-NN PSNR on test (dB)"] > leak.loc["patient-wise", "1-NN PSNR on test (dB)"]
+gain_db = leak["1-NN PSNR on test (dB)"].diff().iloc[-1]
+print(f"the random split flatters a model that only remembers by {-gain_db:.1f} dB")
+
+# %% [markdown]
+# The memoriser did not learn anything about bones; the random split simply let it see
+# the test patients. The same happens, less visibly, to a network trained on leaked
+# splits. Rules the course follows:
+# - split **patients**, never images; augmented copies follow their patient;
+# - evaluate on **non-augmented** pairs only (for BSE-JSRT: `JSRT/JSRT` + `BSE_JSRT/BSE_JSRT`);
+# - make the split once, seeded, save it to a file and let every method read that file.
+
+# %% [markdown]
+# ## 6 · Building the shared split
+#
+# `make_patient_split` shuffles the distinct patients with a seed and cuts them into
+# train / val / test; `save_split` refuses a split in which any patient appears twice and
+# writes JSON that every later notebook reads. For SZCH-X-Rays the official
+# 592 / 74 / 75 lists are used instead; for BSE-JSRT, DeBoneDiT's 192 / 24 / 25 counts.
+# (The smoke profile writes to a temporary folder, so tests leave no trace.)
+
+# %%
+if run.profile.dataset != "phantom":
+    split_name = run.profile.dataset
+    patients = bsd.get_dataset(split_name, split="all").patients
+    counts = (192, 24, 25) if split_name == "bse-jsrt" and len(set(patients)) == 241 else None
+elif REAL_PAIRS is not None:
+    split_name, patients, counts = "real-pairs", [real[i]["patient"] for i in range(len(real))], (4, 1, 1)
+else:
+    split_name, patients, counts = "phantom-augmented", [patient_of(i) for i in ids], None
+
+split_root = Path(tempfile.mkdtemp()) if run.profile.name == "smoke" else config.data_dir()
+shared = bsd.make_patient_split(patients, counts=counts, seed=SEED)
+split_path = bsd.save_split(bsd.default_split_path(split_name, SEED, split_root), shared,
+                            dataset=split_name, seed=SEED, note="course-wide patient-wise split")
+document = bsd.load_split(split_path)
+print(split_path.name, document["counts"])
+
+# %%
+assert all(not found for found in bsd.shared_patients(document["splits"]).values())
+assert sum(document["counts"].values()) == len(set(patients))
+assert bsd.make_patient_split(patients, counts=counts, seed=SEED) == shared  # the same seed, the same split
+
+# %% [markdown]
+# ## Summary
+# - Paired targets come from dual-energy hardware (closest to truth), from a suppression
+#   algorithm (a model learns to imitate it), or from simulation (exact but simple); say
+#   which one every number was measured on.
+# - `bs_lib.io.read_image` reads PNG/JPEG, TIFF, DICOM and raw JSRT into one convention,
+#   float in [0, 1] with bone bright, and records every decision; bad files fail with a
+#   message naming the file.
+# - Check polarity, histograms and alignment of a few pairs by eye before any training.
+# - Random splits of augmented sets leak patients and inflate scores (here by several dB
+#   for a model that only remembers); split by patient, once, into a saved file.
+#
+# ## Exercises
+# 1. Change `COPIES` to 1 in the leakage cell. What happens to the gap between the two
+#    splits, and why?
+#
+#    <details><summary>Solution</summary>
+#
+#    With one copy per patient there is nothing to leak: both splits are patient-wise in
+#    effect, "test patients also in train" is 0 for both, and the PSNRs become similar.
+#    The inflation comes entirely from copies of test patients in training.
+#    </details>
+#
+# 2. Read `RG1_UNCR.dcm` with `apply_window=False` and compare its histogram with the
+#    windowed version. Which one would you feed a model trained on 8-bit PNGs?
+#
+#    <details><summary>Solution</summary>
+#
+#    Without the window the 15-bit range is divided by $2^{15}-1$ and the anatomy occupies
+#    a narrower band; the window (centre 15000, width 30000) spreads it over [0, 1], closer to
+#    how PNG exports were made. Either way, state the choice next to every result.
+#    </details>
+#
+# 3. Make a folder with `CXR/0.png` of 64×64 and `BS/0.png` of 66×66 and load it with
+#    `bsd.PairedFolder`. Read the error, then load it with `resize_mismatch=True`.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    root = Path(tempfile.mkdtemp())
+#    for folder, side in (("CXR", 64), ("BS", 66)):
+#        (root / folder).mkdir()
+#        pixels = np.random.default_rng(0).integers(0, 255, (side, side), dtype=np.uint8)
+#        Image.fromarray(pixels).save(root / folder / "0.png")
+#    bsd.PairedFolder(root)[0]                        # PairMismatchError naming both files and sizes
+#    bsd.PairedFolder(root, resize_mismatch=True)[0]  # works, with a warning
+#    ```
+#    </details>
+#
+# ## References
+# - Sun et al., *BS-LDM: bone suppression in high-resolution chest X-ray images with
+#   conditional latent diffusion models*, 2025. [papers/bs-ldm-2025](../papers/bs-ldm-2025.yaml)
+# - DeBoneDiT and the SZCH-X-Rays release. [papers/debonedit-2026](../papers/debonedit-2026.yaml)
+# - Juhász et al., the BSE-JSRT bone-shadow elimination software, MEDICON 2010.
+#   [papers/juhasz-2010](../papers/juhasz-2010.yaml)
+# - Gusarev et al., deep-learning bone suppression with dual-energy data, 2017.
+#   [papers/gusarev-2017](../papers/gusarev-2017.yaml)
+# - xU-NetFullSharp, with the Gusarev DES external test pairs, 2025.
+#   [papers/xu-netfullsharp-2025](../papers/xu-netfullsharp-2025.yaml)
+# - Shiraishi et al., *Development of a digital image database for chest radiographs with
+#   and without a lung nodule*, AJR 174:71–74, 2000 (JSRT).
+# - Dataset cards: [datasets/README.md](../datasets/README.md)
