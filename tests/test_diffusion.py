@@ -50,9 +50,9 @@ def test_a_ddim_step_equals_monai(t):
     assert torch.allclose(mine, expected, atol=1e-4)
 
 
-def test_timesteps_start_at_pure_noise_and_end_clean():
+def test_timesteps_walk_the_whole_chain_or_evenly_spaced_steps_to_zero():
     assert D.sampling_timesteps(1000, None) == list(range(999, -1, -1))
-    assert D.sampling_timesteps(1000, 5) == [999, 749, 500, 250, 0]
+    assert D.sampling_timesteps(1000, 5) == [800, 600, 400, 200, 0]
     with pytest.raises(ValueError):
         D.sampling_timesteps(1000, 0)
 
@@ -108,7 +108,7 @@ def test_a_tight_threshold_limits_the_result_and_snapshots_are_kept():
     result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, num_steps=11,
                       threshold=D.StaticThreshold(1.0), snapshots=3, show_progress=False)
     assert result.sample.max().item() == pytest.approx(1.0, abs=1e-3)
-    assert [t for t, _ in result.trajectory] == [999, 500, 0]  # first, middle and last of 11 steps
+    assert [t for t, _ in result.trajectory] == [900, 450, 0]  # first, middle and last of 11 steps
 
 
 def test_sampling_is_deterministic_with_a_seed():
