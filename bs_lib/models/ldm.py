@@ -40,7 +40,8 @@ from torch import nn
 
 from bs_lib import diffusion
 from bs_lib.models.unet import EpsilonUNet, UNetConfig
-from bs_lib.models.vqgan import MLVQGAN
+from bs_lib.models.vqgan import MLVQGAN, VQGAN_PRESETS
+from bs_lib.train import Objective, TrainConfig, load_weights, register_method
 
 LATENT_CHANNELS = 4
 
@@ -80,7 +81,7 @@ class DiffusionSettings:
         diffusion.make_threshold(self.threshold, **self.threshold_options)  # fail early on a bad name
 
 
-class ConditionalLDM(nn.Module):
+class ConditionalLDM(Objective):
     """The noise estimator and its schedule, trained beside a frozen ML-VQGAN.
 
     One parameter group, ``unet`` (AdamW 2e-4 with step decay in BS-LDM).
@@ -92,14 +93,9 @@ class ConditionalLDM(nn.Module):
         self.settings = settings or DiffusionSettings()
         if unet_config.in_channels != 2 * LATENT_CHANNELS:
             raise ValueError("the noise estimator takes 8 channels: 4 noisy target + 4 condition")
-        self.autoencoder = autoencoder.requires_grad_(False).eval()
+        self.autoencoder = self.freeze(autoencoder)  # frozen: its codebook must not drift
         self.unet = EpsilonUNet(unet_config)
         self.schedule = diffusion.NoiseSchedule.cosine(self.settings.num_train_steps)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.autoencoder.eval()  # frozen: its codebook must not drift
-        return self
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"unet": list(self.unet.parameters())}
@@ -124,6 +120,22 @@ class ConditionalLDM(nn.Module):
         x_t = self.schedule.add_noise(z_soft, noise, t)
         predicted = self.unet(self.network_input(x_t, z_cxr, t), t)[:, :LATENT_CHANNELS]
         return {"unet": F.mse_loss(predicted.float(), noise.float())}
+
+    @torch.no_grad()
+    def validate(self, batches) -> dict[str, float]:
+        """ε-MSE on validation pairs at fixed timesteps and noise (as BS-LDM validates): cheap, no sampling."""
+        generator = torch.Generator().manual_seed(0)
+        total, count = 0.0, 0
+        for batch in batches:
+            z_soft, z_cxr = self.latents(batch)
+            t = torch.randint(0, self.schedule.num_steps, (z_soft.shape[0],), generator=generator).to(z_soft.device)
+            noise = diffusion.offset_noise(z_soft.shape, self.settings.offset_noise, generator=generator)
+            noise = noise.to(z_soft.device, z_soft.dtype)
+            x_t = self.schedule.add_noise(z_soft, noise, t)
+            predicted = self.unet(self.network_input(x_t, z_cxr, t), t)[:, :LATENT_CHANNELS]
+            total += F.mse_loss(predicted.float(), noise.float(), reduction="sum").item()
+            count += noise.numel()
+        return {"eps_mse": total / count}
 
     def denoiser(self, z_cxr: torch.Tensor):
         """ε̂(x_t, t) for sampling, with the clean condition concatenated."""
@@ -155,6 +167,21 @@ class ConditionalLDM(nn.Module):
         z_cxr = self.autoencoder.encode(cxr)
         latent = self.sample_latent(z_cxr, generator, **overrides).sample
         return self.autoencoder.decode(latent)
+
+
+@register_method("bs_ldm")
+def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
+    """``method_args``: ``preset`` (smoke | colab | full), ``autoencoder`` (a trained ML-VQGAN
+    checkpoint, needed for training), and any :class:`DiffusionSettings` field."""
+    args = dict(config.method_args)
+    preset = args.pop("preset", "smoke")
+    if preset not in UNET_PRESETS:
+        raise ValueError(f"Unknown BS-LDM preset {preset!r}: choose one of {', '.join(UNET_PRESETS)}.")
+    autoencoder_checkpoint = args.pop("autoencoder", None)
+    autoencoder = MLVQGAN(VQGAN_PRESETS[preset], prefer_lpips=False)
+    if autoencoder_checkpoint:
+        load_weights(autoencoder_checkpoint, autoencoder)
+    return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args))
 
 
 def count_parameters(module: nn.Module) -> int:

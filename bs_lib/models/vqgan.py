@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bs_lib.train import Objective, TrainConfig, register_method
+
 ADVERSARIAL_WEIGHT = 0.01
 LPIPS_WEIGHT = 1e-3
 SUBSTITUTE_PERCEPTUAL_WEIGHT = 0.1
@@ -168,7 +170,7 @@ class PerceptualLoss(nn.Module):
 # --------------------------------------------------------------------------- the training objective
 
 
-class MLVQGAN(nn.Module):
+class MLVQGAN(Objective):
     """Autoencoder + discriminator + the multi-level hybrid loss, as a training objective.
 
     Parameter groups are updated in order: ``autoencoder`` (Adam, lr 1e-4 in
@@ -208,6 +210,19 @@ class MLVQGAN(nn.Module):
         return {"autoencoder": generator, **out}
 
     @torch.no_grad()
+    def validate(self, batches) -> dict[str, float]:
+        """Reconstruction quality of both image kinds: L1 and PSNR in [0, 1]."""
+        abs_error = squared_error = pixels = 0.0
+        for batch in batches:
+            images = torch.cat([batch["cxr"], batch["soft"]])
+            error = self.predict(images).float() - images.float()
+            abs_error += error.abs().sum().item()
+            squared_error += error.square().sum().item()
+            pixels += error.numel()
+        mse = squared_error / pixels
+        return {"l1": abs_error / pixels, "psnr": float(10 * torch.log10(torch.tensor(1 / max(mse, 1e-12))))}
+
+    @torch.no_grad()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """[0, 1] image (N,1,H,W) → quantised latent (N,4,H/f,W/f), what stage 2 diffuses."""
         return self.autoencoder.encode_stage_2_inputs(to_model_range(image))
@@ -221,3 +236,13 @@ class MLVQGAN(nn.Module):
     def predict(self, cxr: torch.Tensor) -> torch.Tensor:
         """The reconstruction of the input: stage 1 compresses, it does not suppress bone."""
         return self.decode(self.encode(cxr))
+
+
+@register_method("ml_vqgan")
+def build_ml_vqgan(config: TrainConfig) -> MLVQGAN:
+    """``method_args``: ``preset`` (smoke | colab | full), ``adversarial_start``, ``prefer_lpips``."""
+    args = dict(config.method_args)
+    preset = args.pop("preset", "smoke")
+    if preset not in VQGAN_PRESETS:
+        raise ValueError(f"Unknown ML-VQGAN preset {preset!r}: choose one of {', '.join(VQGAN_PRESETS)}.")
+    return MLVQGAN(VQGAN_PRESETS[preset], **args)
