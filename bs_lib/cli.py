@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("bs_lib.datasets", "list the registered datasets and whether each is present"),
     "download": ("bs_lib.download", "download a registered dataset into $BS_DATA_DIR"),
     "train": ("bs_lib.train", "train a model from a YAML run description (single process or accelerate launch)"),
+    "sample": ("bs_lib.suppress", "suppress bones in your own radiographs with a trained checkpoint"),
 }
 
 

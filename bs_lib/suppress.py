@@ -1,0 +1,161 @@
+"""Suppress bones in your own radiographs with a trained checkpoint.
+
+``python -m bs_lib sample CHECKPOINT INPUT [INPUT ...] --output DIR``
+
+* ``CHECKPOINT`` is a run folder (its latest checkpoint is used) or a
+  checkpoint folder written by :mod:`bs_lib.train`, of any method of the
+  course (BS-LDM, a U-Net, ...): its ``state.json`` says how to rebuild it.
+* ``INPUT`` is a file or a folder of PNG, JPEG, TIFF, DICOM or raw JSRT images
+  of any size. Each is read with :func:`bs_lib.io.read_image` (bone bright),
+  resized to the model's working size (bilinear, aspect ratio not kept, as
+  BS-LDM does), suppressed, resized back to the input's size, and written as
+  PNG with the input's bit depth (8 or 16 bits) and polarity: an image read
+  as a negative (``--negative``) is written as a negative.
+* A before/after figure (radiograph, soft tissue, removed bone) is written
+  beside each result unless ``--no-figures``.
+
+Nothing is overwritten unless ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bs_lib import io
+
+SUPPORTED = set(io.SUPPORTED_SUFFIXES)
+
+
+def load_suppressor(checkpoint: str | Path, device: str | torch.device | None = None, use_ema: bool = True):
+    """Rebuild the method of a checkpoint from its ``state.json`` and load its (EMA) weights.
+
+    Returns ``(objective, config)``. EMA weights are used when the run has
+    them (BS-LDM samples with them), the raw weights otherwise.
+    """
+    from bs_lib.config import detect_device
+    from bs_lib.train import TrainConfig, build_objective, load_weights, read_state, resolve_checkpoint
+
+    folder = resolve_checkpoint(checkpoint)
+    state = read_state(folder)
+    if "config" not in state:
+        raise ValueError(f"{folder / 'state.json'} has no 'config': it was not written by bs_lib.train.")
+    values = dict(state["config"])
+    values["method_args"] = {k: v for k, v in values.get("method_args", {}).items() if k != "autoencoder"}
+    config = TrainConfig.from_dict(values)  # stage 1 is inside the stage-2 checkpoint: no separate file needed
+    objective = build_objective(config)
+    load_weights(folder, objective, use_ema=use_ema and (folder / "ema.safetensors").is_file())
+    return objective.to(detect_device() if device is None else torch.device(device)).eval(), config
+
+
+@torch.no_grad()
+def suppress_image(objective, image: np.ndarray, working_size: int, seed: int = 0) -> np.ndarray:
+    """(1, H, W) radiograph in [0, 1] → (1, H, W) soft-tissue estimate, at the input's size."""
+    device = next(objective.parameters()).device
+    small = io.resize(image, (working_size, working_size))
+    cxr = torch.as_tensor(small, device=device)[None]
+    try:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        soft = objective.predict(cxr, generator)
+    except TypeError:  # deterministic methods take no generator
+        soft = objective.predict(cxr)
+    soft = soft[0].float().clamp(0, 1).cpu().numpy()
+    return io.resize(soft, image.shape[1:])
+
+
+def write_png(path: Path, image: np.ndarray, bit_depth: int | None) -> None:
+    """A (1, H, W) image in [0, 1] as an 8- or 16-bit greyscale PNG."""
+    from PIL import Image
+
+    if bit_depth and bit_depth > 8:
+        pixels = np.round(image[0] * 65535).astype(np.uint16)
+        Image.fromarray(pixels, mode="I;16").save(path)
+    else:
+        Image.fromarray(np.round(image[0] * 255).astype(np.uint8), mode="L").save(path)
+
+
+def before_after_figure(radiograph: np.ndarray, soft: np.ndarray, title: str = ""):
+    """Radiograph, bone-suppressed image and the removed bone, side by side."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
+    removed = radiograph[0] - soft[0]
+    panels = [(radiograph[0], "radiograph", "gray", (0, 1)), (soft[0], "bone suppressed", "gray", (0, 1)),
+              (removed, "removed (radiograph − suppressed)", "magma", None)]
+    for axis, (image, label, cmap, limits) in zip(axes, panels, strict=True):
+        shown = axis.imshow(image, cmap=cmap, vmin=limits[0] if limits else None, vmax=limits[1] if limits else None)
+        axis.set_title(label)
+        axis.axis("off")
+    figure.colorbar(shown, ax=axes[2], shrink=0.8)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def collect_inputs(inputs: list[Path]) -> list[Path]:
+    """Files given, plus the supported images directly inside folders given; clear errors otherwise."""
+    files = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in SUPPORTED)
+            if not found:
+                raise FileNotFoundError(f"{item} contains no image ({', '.join(sorted(SUPPORTED))}).")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item} does not exist.")
+    return files
+
+
+def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, working_size: int | None = None,
+                   seed: int = 0, figures: bool = True, overwrite: bool = False, device=None) -> list[Path]:
+    """Suppress every input image and write ``<name>_suppressed.png`` (+ ``<name>_before_after.png``)."""
+    import matplotlib.pyplot as plt
+
+    from bs_lib.config import progress
+
+    files = collect_inputs([Path(p) for p in inputs])
+    output_dir = Path(output_dir)
+    targets = [output_dir / f"{f.stem}_suppressed.png" for f in files]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists ({len(existing)} outputs in all); pass --overwrite to replace.")
+    objective, config = load_suppressor(checkpoint, device)
+    size = working_size or config.image_size
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):
+        image, meta = io.read_image(file, invert=True if negative else None)
+        soft = suppress_image(objective, image, size, seed)
+        write_png(target, io.to_negative(soft) if negative else soft, meta.get("bit_depth"))
+        if figures:
+            figure = before_after_figure(image, soft, file.name)
+            figure.savefig(output_dir / f"{file.stem}_before_after.png", dpi=110)
+            plt.close(figure)
+    return targets
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="a run folder or checkpoint folder from bs_lib.train")
+    parser.add_argument("inputs", type=Path, nargs="+", help="radiograph files or folders (PNG, JPEG, TIFF, DICOM)")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the suppressed images")
+    parser.add_argument("--negative", action="store_true", help="the inputs are negatives (bone dark)")
+    parser.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion models)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the before/after figures")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def run(args: argparse.Namespace) -> int:
+    written = suppress_files(args.checkpoint, args.inputs, args.output, negative=args.negative,
+                             working_size=args.size, seed=args.seed, figures=not args.no_figures,
+                             overwrite=args.overwrite, device=args.device)
+    print(f"wrote {len(written)} suppressed image(s) to {args.output}")
+    return 0
