@@ -71,10 +71,10 @@ def write_png(path: Path, image: np.ndarray, bit_depth: int | None) -> None:
     from PIL import Image
 
     if bit_depth and bit_depth > 8:
-        pixels = np.round(image[0] * 65535).astype(np.uint16)
-        Image.fromarray(pixels, mode="I;16").save(path)
+        pixels = np.round(image[0] * 65535).astype(np.uint16)  # Pillow writes uint16 as 16-bit greyscale
     else:
-        Image.fromarray(np.round(image[0] * 255).astype(np.uint8), mode="L").save(path)
+        pixels = np.round(image[0] * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
 
 
 def before_after_figure(radiograph: np.ndarray, soft: np.ndarray, title: str = ""):
