@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # torch is imported lazily: the CLI and the survey do not nee
 PROFILE_ENV = "BS_PROFILE"
 QUIET_ENV = "BS_QUIET"
 DATA_DIR_ENV = "BS_DATA_DIR"
+RUNS_DIR_ENV = "BS_RUNS_DIR"
 REAL_PAIRS_ENV = "BS_REAL_PAIRS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -332,6 +333,12 @@ def data_dir() -> Path:
     """Where datasets are downloaded: ``$BS_DATA_DIR``, else ``~/.cache/bs_lib/data``."""
     root = os.environ.get(DATA_DIR_ENV)
     return Path(root).expanduser() if root else Path.home() / ".cache" / "bs_lib" / "data"
+
+
+def runs_dir() -> Path:
+    """Where training runs (checkpoints, logs) go: ``$BS_RUNS_DIR``, else ``~/.cache/bs_lib/runs``."""
+    root = os.environ.get(RUNS_DIR_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "bs_lib" / "runs"
 
 
 def real_pairs_dir() -> Path | None:

@@ -531,6 +531,23 @@ def get_dataset(name: str, split: str = "train", size: int | None = None, num_im
     return dataset
 
 
+def profile_dataset(profile, split: str = "train", seed: int = 0, **kwargs):
+    """The dataset a profile asks for, or the phantom (saying so) when that dataset is not on this machine.
+
+    ``profile`` is a :class:`bs_lib.config.Profile` (``run.profile`` in a notebook).
+    """
+    try:
+        return get_dataset(profile.dataset, split=split, size=profile.image_size, num_images=profile.num_images,
+                           seed=seed, **kwargs)
+    except DatasetNotFoundError as missing:
+        if profile.dataset == "phantom":
+            raise
+        print(f"{profile.dataset} is not on this machine ({str(missing).splitlines()[0]}); "
+              f"using the synthetic phantom at {profile.image_size}² instead. {how_to_get(profile.dataset)}")
+        return get_dataset("phantom", split=split, size=profile.image_size, num_images=profile.num_images,
+                           seed=seed, **kwargs)
+
+
 # --------------------------------------------------------------------------- splits
 
 

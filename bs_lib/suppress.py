@@ -83,10 +83,11 @@ def before_after_figure(radiograph: np.ndarray, soft: np.ndarray, title: str = "
 
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4), constrained_layout=True)
     removed = radiograph[0] - soft[0]
+    reach = float(np.abs(removed).max()) or 1.0
     panels = [(radiograph[0], "radiograph", "gray", (0, 1)), (soft[0], "bone suppressed", "gray", (0, 1)),
-              (removed, "removed (radiograph − suppressed)", "magma", None)]
-    for axis, (image, label, cmap, limits) in zip(axes, panels, strict=True):
-        shown = axis.imshow(image, cmap=cmap, vmin=limits[0] if limits else None, vmax=limits[1] if limits else None)
+              (removed, "removed (radiograph − suppressed)", "coolwarm", (-reach, reach))]
+    for axis, (image, label, cmap, (low, high)) in zip(axes, panels, strict=True):
+        shown = axis.imshow(image, cmap=cmap, vmin=low, vmax=high)
         axis.set_title(label)
         axis.axis("off")
     figure.colorbar(shown, ax=axes[2], shrink=0.8)

@@ -68,7 +68,7 @@ class VQGANConfig:
 
 #: The paper's configuration (``full``) and teaching sizes; ``full`` has 38,326,533 parameters.
 VQGAN_PRESETS = {
-    "smoke": VQGANConfig(channels=(32, 64), num_res_layers=1, num_res_channels=64, discriminator_channels=16,
+    "smoke": VQGANConfig(channels=(16, 32), num_res_layers=1, num_res_channels=32, discriminator_channels=16,
                          discriminator_layers=2),
     "colab": VQGANConfig(channels=(64, 128, 256), num_res_layers=2, num_res_channels=256,
                          discriminator_channels=32),
