@@ -237,6 +237,19 @@ class MLVQGAN(Objective):
         """The reconstruction of the input: stage 1 compresses, it does not suppress bone."""
         return self.decode(self.encode(cxr))
 
+    @torch.no_grad()
+    def codebook_usage(self, images: torch.Tensor) -> tuple[torch.Tensor, float]:
+        r"""How often each codebook entry is chosen for ``images``, and the perplexity :math:`e^{H}`.
+
+        :math:`H = -\sum_k p_k \log p_k` over the code frequencies :math:`p_k`; a
+        perplexity of :math:`K` means all :math:`K` entries are used equally, 1
+        means the codebook collapsed to a single entry.
+        """
+        indices = self.autoencoder.index_quantize(to_model_range(images))
+        counts = torch.bincount(indices.flatten().cpu(), minlength=self.config.num_embeddings)
+        p = counts[counts > 0].double() / counts.sum()
+        return counts, float(torch.exp(-(p * p.log()).sum()))
+
 
 @register_method("ml_vqgan")
 def build_ml_vqgan(config: TrainConfig) -> MLVQGAN:
