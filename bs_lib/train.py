@@ -776,6 +776,29 @@ def load_model_file(objective: nn.Module, file: Path) -> None:
                               f"with the checkpoint's config (state.json) or start a new run.") from None
 
 
+def finished_run(config: TrainConfig) -> Path | None:
+    """The checkpoint of a run that already trained *this exact config* to its last step, else None.
+
+    Notebooks use it to reuse an earlier notebook's model instead of training
+    it again; a run with another config (or unfinished) does not count.
+    """
+    latest = latest_checkpoint(config.run_dir)
+    if latest is None or not (latest / "state.json").is_file():
+        return None
+    state = read_state(latest)
+    same_config = state.get("config") == json.loads(json.dumps(config.to_dict()))
+    return latest if same_config and state.get("step") == config.steps else None
+
+
+def train_or_reuse(config: TrainConfig, train_dataset, val_dataset=None) -> Path:
+    """The checkpoint of ``config``: reused when :func:`finished_run` finds it, trained (or resumed) otherwise."""
+    found = finished_run(config)
+    if found is not None:
+        return found
+    result = Trainer(build_objective(config), config, train_dataset, val_dataset).fit(resume=True)
+    return result.checkpoint
+
+
 def load_weights(path: str | Path, objective: nn.Module, use_ema: bool = False) -> dict:
     """Load trained weights for inference; returns the checkpoint's ``state.json``.
 

@@ -491,3 +491,16 @@ def test_two_processes_on_cpu_end_with_identical_weights(tmp_path):
         assert torch.allclose(ranks[0][key], value, atol=1e-6), key
     torch.manual_seed(0)
     assert not torch.allclose(ranks[0]["net.0.weight"], tiny_train.TinyRegression().net[0].weight)  # it trained
+
+
+def test_a_finished_run_is_reused_only_for_the_exact_same_config(tmp_path):
+    config = tiny_config(tmp_path)
+    assert train.finished_run(config) is None
+    data = tiny_train.TinyPairs(10, 8, seed=0)
+    first = train.train_or_reuse(config, data)
+    assert train.finished_run(config) == first
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert train.train_or_reuse(config, data) == first  # reused, not trained again
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    assert train.finished_run(tiny_config(tmp_path, lr=5e-3)) is None  # another config is another model
+    assert train.finished_run(tiny_config(tmp_path, steps=8)) is None  # a longer run is not finished
