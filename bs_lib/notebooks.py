@@ -28,6 +28,7 @@ COURSE_NOTEBOOK = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 CLOSING_SECTIONS = ["Summary", "Exercises", "References"]
 HARD_CODED_CUDA = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(\)""")
 EDITOR_METADATA = ("colab", "widgets", "accelerator", "gpuClass")
+CELL_METADATA_ALLOWED = {"tags", "lines_to_next_cell"}  # jupytext keeps blank-line counts to round-trip the .py
 
 
 def colab_url(notebook: Path | str) -> str:
@@ -100,7 +101,7 @@ def check_stripped(nb) -> list[str]:
             continue
         if cell.get("outputs") or cell.get("execution_count") is not None:
             problems.append(f"cell {i} has outputs or an execution count")
-        if set(cell.get("metadata", {})) - {"tags"}:
+        if set(cell.get("metadata", {})) - CELL_METADATA_ALLOWED:
             problems.append(f"cell {i} carries metadata other than tags: {sorted(cell.metadata)}")
     return problems
 

@@ -33,6 +33,7 @@ sampling (the official code computes but never saves them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ from torch import nn
 from bs_lib import diffusion
 from bs_lib.models.unet import EpsilonUNet, UNetConfig
 from bs_lib.models.vqgan import MLVQGAN, VQGAN_PRESETS
-from bs_lib.train import Objective, TrainConfig, load_weights, register_method
+from bs_lib.train import Objective, TrainConfig, finished_run, load_weights, register_method, train_or_reuse
 
 LATENT_CHANNELS = 4
 
@@ -182,6 +183,35 @@ def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
     if autoencoder_checkpoint:
         load_weights(autoencoder_checkpoint, autoencoder)
     return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args))
+
+
+def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int | None = None,
+                      own_suffix: str = "-own") -> tuple[Path, Path]:
+    """Checkpoints of both stages for ``profile``: finished runs of notebooks 06 and 07 when they exist.
+
+    A stage that has no finished run is trained here, under its run name plus
+    ``own_suffix``, so it never writes into a run another notebook may be
+    training at the same moment.
+    """
+    from bs_lib.config import runs_dir
+    from bs_lib.configs import load_config
+
+    common = {"output_dir": str(runs_dir()), "seed": seed} | ({"image_size": image_size} if image_size else {})
+
+    def stage1_config(suffix=""):
+        return load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{suffix}", **common)
+
+    def stage2_config(autoencoder, suffix=""):
+        return load_config("bs_ldm", profile, name=f"bs_ldm-{profile}{suffix}",
+                           method_args={"autoencoder": str(autoencoder)}, **common)
+
+    finished_stage1 = [found for found in (finished_run(stage1_config(s)) for s in ("", "-for-07")) if found]
+    for stage1 in finished_stage1:
+        stage2 = finished_run(stage2_config(stage1))
+        if stage2 is not None:
+            return stage1, stage2
+    stage1 = finished_stage1[0] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
+    return stage1, train_or_reuse(stage2_config(stage1, own_suffix), train_set)
 
 
 def count_parameters(module: nn.Module) -> int:
