@@ -8,3 +8,6 @@ import os
 
 os.environ.setdefault("BS_PROFILE", "smoke")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
+# One torch thread per test process (and notebook kernel): with two test workers on two cores, every
+# extra thread fights a neighbour for a core, and small models then run many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -245,6 +245,10 @@ def setup(profile: str | Profile, seed: int = 0, device: str | None = None) -> R
             stacklevel=2,
         )
     _active_profile = chosen
+    if chosen.name == "smoke" and run_device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)  # tiny models: one thread is as fast, and never fights a neighbour for cores
     return RunConfig(chosen, seed, run_device, detect_precision(run_device))
 
 

@@ -1,0 +1,128 @@
+"""Tests for bs_lib.models.distillation: a frozen teacher, a small student, output and feature distillation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bs_lib.models import distillation
+from bs_lib.models.cnn import build_unet
+from bs_lib.models.supervised import SupervisedObjective
+from bs_lib.train import METHODS, CheckpointError, TrainConfig, Trainer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks train faster on one thread than on two contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class StripedChests(torch.utils.data.Dataset):
+    """Smooth "soft tissue" plus bright horizontal "ribs"."""
+
+    def __init__(self, num_images: int = 16, size: int = 32, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(num_images, 1, 4, 4, generator=generator)
+        self.soft = 0.2 + 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+        rows = torch.arange(size).float().view(1, 1, size, 1)
+        phase = torch.rand(num_images, 1, 1, 1, generator=generator) * 6
+        self.cxr = (self.soft + 0.25 * (torch.sin(rows / 1.5 + phase) > 0.6).float()).clamp(0, 1)
+
+    def __len__(self) -> int:
+        return len(self.cxr)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"cxr": self.cxr[index], "soft": self.soft[index]}
+
+
+def teacher(width: int = 8) -> SupervisedObjective:
+    torch.manual_seed(0)
+    return SupervisedObjective(build_unet(width), residual=True)
+
+
+def test_method_is_registered():
+    import bs_lib.models  # noqa: F401
+
+    assert METHODS["distillation"] is distillation.build_distillation
+
+
+def test_teacher_is_frozen_and_outside_the_optimiser():
+    model = distillation.Distillation(teacher(8), width=4)
+    model.train()
+    assert not model.teacher.training  # freeze keeps it in eval mode, also after .train()
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    (group,) = model.parameter_groups().values()
+    trainable = {id(p) for p in group}
+    assert trainable == {id(p) for p in [*model.student.parameters(), *model.adapters.parameters()]}
+    assert list(model.adapters) == list(distillation.DEFAULT_FEATURE_LAYERS)
+
+
+def test_losses_terms_and_gradients_reach_only_the_student():
+    model = distillation.Distillation(teacher(8), width=4)
+    batch = {"cxr": torch.rand(2, 1, 32, 32), "soft": torch.rand(2, 1, 32, 32)}
+    losses = model.losses(batch, step=0)
+    assert set(losses) == {"model", "log/target", "log/teacher", "log/features"}
+    expected = losses["log/target"] + losses["log/teacher"] + 0.1 * losses["log/features"]
+    assert torch.allclose(losses["model"], expected)
+    losses["model"].backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(p.grad is not None for p in model.adapters.parameters())
+    cxr = torch.rand(3, 1, 32, 32)
+    assert torch.equal(model.eval().predict(cxr), cxr)  # the student starts as the identity baseline
+
+
+def test_feature_weight_zero_needs_no_adapters():
+    model = distillation.Distillation(teacher(8), width=4, feature_weight=0)
+    assert len(model.adapters) == 0
+    assert "log/features" not in model.losses({"cxr": torch.rand(1, 1, 32, 32), "soft": torch.rand(1, 1, 32, 32)}, 0)
+
+
+def test_student_is_faster_than_the_teacher():
+    model = distillation.Distillation(teacher(32), width=4, feature_weight=0)
+    report = distillation.speed_report(model, image_size=64, batch_size=2, repeats=3)
+    assert report["student_parameters"] * 20 < report["teacher_parameters"]
+    assert report["speedup"] > 1.5, report
+
+
+def test_distilled_student_learns_from_the_teacher(tmp_path):
+    data = StripedChests(16, 32)
+    trained_teacher = teacher(8)
+    Trainer(trained_teacher, TrainConfig(name="t", method="unet", steps=40, batch_size=8, lr=3e-3, log_every=40,
+                                         output_dir=str(tmp_path)), data).fit()
+    model = distillation.Distillation(trained_teacher, width=4, target_weight=0.0)  # the teacher alone teaches
+    model.eval()
+    before = (model.predict(data.cxr) - data.soft).abs().mean().item()
+    Trainer(model, TrainConfig(name="s", method="distillation", steps=40, batch_size=8, lr=3e-3, log_every=40,
+                               output_dir=str(tmp_path)), data).fit()
+    model.eval()
+    after = (model.predict(data.cxr) - data.soft).abs().mean().item()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_builder_loads_the_teacher_from_its_checkpoint(tmp_path):
+    data = StripedChests(8, 32)
+    config = TrainConfig(name="unet-teacher", method="unet", method_args={"width": 4, "residual": True}, steps=2,
+                         batch_size=4, output_dir=str(tmp_path))
+    trained = METHODS["unet"](config)
+    Trainer(trained, config, data).fit()
+    student_config = TrainConfig(method="distillation", output_dir=str(tmp_path),
+                                 method_args={"width": 4, "teacher": {"checkpoint": str(tmp_path / "unet-teacher")}})
+    model = METHODS["distillation"](student_config)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+
+
+def test_missing_teacher_says_how_to_train_it(tmp_path):
+    config = TrainConfig(method="distillation", output_dir=str(tmp_path),
+                         method_args={"teacher": {"method": "unet", "profile": "smoke", "train_if_missing": False}})
+    with pytest.raises(CheckpointError, match=r"No teacher checkpoint in .*unet-teacher-smoke\. Train the teacher"):
+        METHODS["distillation"](config)
+    with pytest.raises(ValueError, match=r"method_args\.teacher must name the teacher's run"):
+        METHODS["distillation"](TrainConfig(method="distillation", method_args={"width": 4}))
+    with pytest.raises(ValueError, match=r"unknown method_args \['student_width'\]"):
+        METHODS["distillation"](TrainConfig(method="distillation", method_args={"student_width": 4, "teacher": {}}))
+    with pytest.raises(ValueError, match="has no layer"):
+        distillation.Distillation(teacher(4), width=4, feature_layers=["bottleneck"])
