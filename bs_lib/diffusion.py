@@ -60,19 +60,22 @@ import torch
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> predicted ε
 
 
-def _per_sample(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``values[t]`` shaped to broadcast over a batch like ``like`` (N, C, H, W)."""
-    return values.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
-
-
 class NoiseSchedule:
-    """The variances β₁..β_T and everything derived from them."""
+    """The variances β₁..β_T and everything derived from them (kept in float64 on the CPU)."""
 
     def __init__(self, betas: torch.Tensor):
+        betas = torch.as_tensor(betas, dtype=torch.float64, device="cpu")
         if betas.ndim != 1 or not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("betas must be a 1-D tensor with values in (0, 1)")
-        self.betas = betas.double()
+        self.betas = betas
         self.alpha_bar = torch.cumprod(1.0 - self.betas, dim=0)
+        self._alpha_bar_on: dict[torch.device, torch.Tensor] = {}
+
+    def _alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """:math:`\bar\alpha_t` per sample, shaped to broadcast over ``like`` (a copy per device, made once)."""
+        if like.device not in self._alpha_bar_on:
+            self._alpha_bar_on[like.device] = self.alpha_bar.to(like.device)
+        return self._alpha_bar_on[like.device][t].to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
     @property
     def num_steps(self) -> int:
@@ -87,26 +90,26 @@ class NoiseSchedule:
 
         betas = [min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta)
                  for i in range(num_steps)]
-        return cls(torch.tensor(betas, dtype=torch.float64))
+        return cls(torch.tensor(betas, dtype=torch.float64, device="cpu"))
 
     @classmethod
     def linear(cls, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
         """The original DDPM schedule, for comparison."""
-        return cls(torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64))
+        return cls(torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64, device="cpu"))
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         r""":math:`x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon`."""
-        a = _per_sample(self.alpha_bar, t, x0)
+        a = self._alpha_bar(t, x0)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         r""":math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}`."""
-        a = _per_sample(self.alpha_bar, t, x_t)
+        a = self._alpha_bar(t, x_t)
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
     def predict_eps(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         r""":math:`\hat\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\hat x_0)/\sqrt{1-\bar\alpha_t}`."""
-        a = _per_sample(self.alpha_bar, t, x_t)
+        a = self._alpha_bar(t, x_t)
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
     def alpha_bar_at(self, t: int) -> float:
