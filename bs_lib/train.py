@@ -1380,7 +1380,10 @@ class Trainer:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, help="YAML run description (see bs_lib.train.TrainConfig)")
+    parser.add_argument("config", help="a method with a config in bs_lib/configs (e.g. bs_ldm), or a YAML file: "
+                                       "a flat run description or base + profile sections")
+    parser.add_argument("--profile", default=None, help="the profile section to use (default: $BS_PROFILE, "
+                                                        "else smoke on a CPU and colab on a GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set steps=200 --set method_args.depth=3")
     parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
@@ -1388,7 +1391,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig.from_yaml(args.config, args.overrides)
+    from bs_lib.configs import resolve_run_config
+
+    profile = course_config.get_profile(args.profile or course_config.default_profile()).name
+    config = resolve_run_config(args.config, profile, args.overrides)
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0

@@ -30,20 +30,63 @@ def config_dict(method: str, profile: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"No config for method {method!r}: expected {path}. "
                                 f"Methods with configs: {', '.join(available_methods())}.")
-    sections = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    merged = merge_sections(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, profile, path.name)
+    merged.setdefault("name", f"{method}-{profile}")
+    return merged
+
+
+def is_sectioned(values: dict) -> bool:
+    """True for a ``base`` + per-profile file, False for a flat run description."""
+    return "base" in values or any(name in values for name in PROFILES)
+
+
+def merge_sections(sections: dict, profile: str, source: str = "config") -> dict:
+    """The ``base`` section updated with ``profile``'s section."""
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}: choose one of {', '.join(PROFILES)}.")
     unknown = set(sections) - {"base", *PROFILES}
     if unknown:
-        raise ValueError(f"{path.name}: unknown section(s) {sorted(unknown)}; use base, {', '.join(PROFILES)}.")
+        raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; use base, {', '.join(PROFILES)}.")
     merged = dict(sections.get("base") or {})
     for key, value in (sections.get(profile) or {}).items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    merged.setdefault("name", f"{method}-{profile}")
     return merged
+
+
+def resolve_run_config(spec: str | Path, profile: str, overrides=()):
+    """The :class:`~bs_lib.train.TrainConfig` for the command line.
+
+    ``spec`` is a method name with a file in ``bs_lib/configs`` (``bs_ldm``) or
+    a YAML file: a flat run description, or ``base`` + profile sections like
+    the course's. ``overrides`` are ``key=value`` strings (``method_args.x=1``).
+    """
+    from bs_lib.train import ConfigError, TrainConfig, apply_override
+
+    path = Path(spec)
+    if not path.suffix and not path.exists():
+        values, source = config_dict(str(spec), profile), f"bs_lib/configs/{spec}.yaml"
+    else:
+        if not path.is_file():
+            raise FileNotFoundError(f"Training config {path} does not exist.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}.")
+        if is_sectioned(values):
+            values = merge_sections(values, profile, str(path))
+            values.setdefault("name", f"{path.stem}-{profile}")
+        source = str(path)
+    for override in overrides:
+        apply_override(values, override)
+    try:
+        return TrainConfig.from_dict(values)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def load_config(method: str, profile: str, **overrides):
