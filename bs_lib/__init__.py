@@ -2,14 +2,27 @@
 
 Each module owns one idea of the course and reads like the chapter it serves:
 
-========== =================================================================
-config     profiles (smoke | colab | full), seeding, device and precision
-report     execute every notebook with papermill and write ``reports/``
-cli        ``python -m bs_lib ...`` and the ``bs-lib`` console script
-========== =================================================================
+============= ===================================================================
+config        profiles (smoke | colab | full), seeding, device and precision
+phantom       the synthetic dual-energy chest phantom (radiograph, soft tissue, bone, masks)
+metrics       BSR (official and symmetric), MSE, PSNR, SSIM, MS-SSIM, optional LPIPS
+io            reading PNG/JPEG/TIFF/DICOM/raw JSRT, polarity, clear errors for bad files
+datasets      dataset classes with one sample shape, patient-wise splits
+download      Kaggle / Hugging Face downloads with checksums and safe extraction
+survey        the ``papers/`` database: validation, index, figures
+losses        L1/MSE, MS-SSIM + L1, adversarial losses
+models        one module per method family, and BS-LDM's two stages
+diffusion     noise schedule, offset noise, thresholds, DDPM/DDIM samplers
+train         one training loop on accelerate; configs live in ``configs/``
+evaluate      the benchmark and its leaderboard
+suppress      bone suppression of your own radiographs with a checkpoint
+report        execute every notebook with papermill and write ``reports/``
+notebooks     the notebook conventions, checked; new notebooks from the template
+cli           ``python -m bs_lib ...`` and the ``bs-lib`` console script
+============= ===================================================================
 
-Importing the package is cheap: heavy dependencies (torch, papermill) load
-only in the modules that need them.
+Importing the package is cheap: heavy dependencies (torch, MONAI, papermill)
+load only in the modules that need them.
 """
 
 from importlib import metadata as _metadata
