@@ -364,8 +364,6 @@ class PhantomDataset:
             raise ValueError(f"Unknown split {split!r}: choose train, val or test.")
         self.size, self.split, self.seed, self.transform = size, split, seed, transform
         self.num_images = num_images if num_images is not None else self.DEFAULT_SIZES[split]
-        if split != "train" and num_images is not None:
-            self.num_images = max(4, num_images // 4)  # held-out splits: a quarter of the training size
         self.render_options = render_options
         self._cache: dict[int, dict] = {}
 

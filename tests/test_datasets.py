@@ -259,9 +259,9 @@ def test_get_dataset_real_pairs_subset(real_pairs):
 
 def test_get_dataset_phantom_switch():
     pytest.importorskip("bs_lib.phantom", reason="bs_lib.phantom is not available yet")
-    dataset = get_dataset("phantom", split="test", size=32, num_images=3, seed=0)
+    dataset = get_dataset("phantom", split="test", size=64, num_images=3, seed=0)
     assert len(dataset) == 3
-    assert_sample_shape(dataset[0], size=32)
+    assert_sample_shape(dataset[0], size=64)
 
 
 # --------------------------------------------------------------------------- splits
