@@ -11,15 +11,6 @@ from bs_lib.models.supervised import SupervisedObjective
 from bs_lib.train import METHODS, CheckpointError, TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class StripedChests(torch.utils.data.Dataset):
     """Smooth "soft tissue" plus bright horizontal "ribs"."""
 

@@ -9,15 +9,6 @@ from bs_lib.models import gan
 from bs_lib.train import METHODS, TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class StripedChests(torch.utils.data.Dataset):
     """Smooth "soft tissue" plus bright horizontal "ribs": the bone is what a model must learn to remove."""
 
