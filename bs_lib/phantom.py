@@ -124,7 +124,7 @@ def _chord(distance: np.ndarray, radius: float) -> np.ndarray:
     return 2 * np.sqrt(np.clip(radius**2 - distance**2, 0, None))
 
 
-def _tube(distance: np.ndarray, radius: float, marrow: float = 0.65) -> np.ndarray:
+def _tube(distance: np.ndarray, radius: float, marrow: float = 0.5) -> np.ndarray:
     """Bone path through a tube of cortical shell around less dense marrow: bright edges, darker middle."""
     inner = 0.7 * radius
     return _chord(distance, radius) - marrow * _chord(distance, inner)
@@ -178,13 +178,13 @@ def _rib_family(x, y, a: Anatomy, anterior: bool) -> np.ndarray:
         t = np.clip((lateral - np.abs(x)) / (lateral - 0.22), 0, 1)
         centre = a.rib_start + 0.16 + 0.30 * t
         slope = 0.30 / (lateral - 0.22)
-        radius, visible = 0.016, (np.abs(x) > 0.22) & (np.abs(x) < lateral)
-        weight = 0.6
+        radius, visible = 0.02, (np.abs(x) > 0.22) & (np.abs(x) < lateral)
+        weight = 0.7
     else:  # from the spine, arching up, then falling towards the lateral wall
         t = np.clip((np.abs(x) - 0.06) / (lateral - 0.06), 0, 1)
         centre = a.rib_start - 0.05 * t + a.rib_arch * t**2 + 0.25 * t**6
         slope = (0.05 + 2 * a.rib_arch * t + 1.5 * t**5) / (lateral - 0.06)
-        radius, visible = 0.021, (np.abs(x) > 0.05) & (np.abs(x) < lateral + 0.02)
+        radius, visible = 0.026, (np.abs(x) > 0.05) & (np.abs(x) < lateral + 0.02)  # ≈ 1.1 cm tall
         weight = 1.0
     phase = (y - centre) / a.rib_spacing
     index = np.round(phase)

@@ -299,7 +299,7 @@ assert shifts[["shift y (px)", "shift x (px)"]].abs().max().max() <= 2.0, "a pai
 # is compared with a patient-wise split.
 
 # %%
-N_PATIENTS, COPIES, SIM_SIZE = 16, 6, 32
+N_PATIENTS, COPIES, SIM_SIZE = 16, 6, 64
 source = bsd.get_dataset("phantom", split="train", size=SIM_SIZE, num_images=N_PATIENTS, seed=SEED)
 rng = np.random.default_rng(SEED)
 augmented = {}
