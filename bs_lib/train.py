@@ -790,11 +790,27 @@ def finished_run(config: TrainConfig) -> Path | None:
     return latest if same_config and state.get("step") == config.steps else None
 
 
+def discard_stale_run(config: TrainConfig) -> bool:
+    """Delete the run folder when its checkpoints were written for *another* config; True if deleted.
+
+    A run of the same config is kept (finished: reused; unfinished: resumed),
+    so notebooks can always call ``fit(resume=True)`` without mixing models.
+    """
+    latest = latest_checkpoint(config.run_dir)
+    if latest is None or not (latest / "state.json").is_file():
+        return False
+    if read_state(latest).get("config") == json.loads(json.dumps(config.to_dict())):
+        return False
+    shutil.rmtree(config.run_dir)
+    return True
+
+
 def train_or_reuse(config: TrainConfig, train_dataset, val_dataset=None) -> Path:
     """The checkpoint of ``config``: reused when :func:`finished_run` finds it, trained (or resumed) otherwise."""
     found = finished_run(config)
     if found is not None:
         return found
+    discard_stale_run(config)
     result = Trainer(build_objective(config), config, train_dataset, val_dataset).fit(resume=True)
     return result.checkpoint
 

@@ -78,8 +78,6 @@ print(config.environment_report())
 print(run)
 
 # %%
-import shutil
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -87,7 +85,7 @@ import torch
 from bs_lib import datasets, metrics
 from bs_lib.configs import load_config
 from bs_lib.models.vqgan import VQGAN_PRESETS, build_vqvae, laplacian_pyramid_loss
-from bs_lib.train import Trainer, build_objective
+from bs_lib.train import Trainer, build_objective, discard_stale_run
 
 SIZE = run.profile.image_size
 RUN_NAME = f"ml_vqgan-{run.profile.name}"
@@ -220,18 +218,18 @@ assert comparison.loc["blurred (3×3 mean)", "Laplacian pyramid"] > 0  # sees lo
 # learning rates 1e-4 for the autoencoder and 5e-4 for the discriminator, at the
 # full scale) and trained by the course's engine, which updates the
 # autoencoder first, then the discriminator on detached reconstructions. The
-# checkpoint lands in `config.runs_dir()`, where notebook 07 will find it. A
-# `colab` or `full` run resumes where it stopped if the session was cut.
+# checkpoint lands in `config.runs_dir()`, where notebook 07 will find it. Run
+# again, the notebook reuses the finished run, and an interrupted `colab` or
+# `full` run resumes where it stopped.
 
 # %%
 train_config = load_config("ml_vqgan", run.profile.name, output_dir=str(config.runs_dir()), seed=SEED,
                            image_size=SIZE)
-if run.profile.name == "smoke":
-    shutil.rmtree(train_config.run_dir, ignore_errors=True)  # smoke runs always start fresh
+discard_stale_run(train_config)  # a run of another config in the same folder would not fit this model
 autoencoder = build_objective(train_config)
 print(f"perceptual term: {autoencoder.perceptual.kind} (weight {autoencoder.perceptual.weight})")
 trainer = Trainer(autoencoder, train_config, train_set)
-result = trainer.fit(resume=run.profile.name != "smoke")
+result = trainer.fit(resume=True)  # a finished run of this config is reused, an interrupted one resumed
 print(f"{result.final_step} steps in {result.wall_time_s:.0f} s ({result.images_per_s:.1f} pairs/s); "
       f"checkpoint: {result.checkpoint}")
 

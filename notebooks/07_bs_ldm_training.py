@@ -79,7 +79,6 @@ print(run)
 
 # %%
 import math
-import shutil
 import time
 
 import matplotlib.pyplot as plt
@@ -91,7 +90,7 @@ from torch import nn
 from bs_lib import datasets, diffusion, metrics
 from bs_lib.configs import load_config
 from bs_lib.models.unet import timestep_embedding
-from bs_lib.train import Trainer, build_objective, finished_run, train_or_reuse
+from bs_lib.train import Trainer, build_objective, discard_stale_run, finished_run, train_or_reuse
 
 SIZE = run.profile.image_size
 TOY_STEPS = {"smoke": 400, "colab": 3000, "full": 3000}[run.profile.name]  # primer training steps
@@ -242,16 +241,17 @@ for label, (samples, _) in results.items():
 train_set = datasets.profile_dataset(run.profile, "train", seed=SEED)
 val_set = datasets.profile_dataset(run.profile, "val", seed=SEED)
 common = {"output_dir": str(config.runs_dir()), "seed": SEED, "image_size": SIZE}
-stage1 = finished_run(load_config("ml_vqgan", run.profile.name, **common))
+stage1, suffix = finished_run(load_config("ml_vqgan", run.profile.name, **common)), ""
 if stage1 is None:  # notebook 06 has not finished here: train this notebook's own copy
-    stage1 = train_or_reuse(load_config("ml_vqgan", run.profile.name, name=f"ml_vqgan-{run.profile.name}-for-07",
+    suffix = "-for-07"
+    stage1 = train_or_reuse(load_config("ml_vqgan", run.profile.name, name=f"ml_vqgan-{run.profile.name}{suffix}",
                                         **common), train_set)
 print(f"stage 1 (ML-VQGAN): {stage1}")
 
 # %%
-ldm_config = load_config("bs_ldm", run.profile.name, method_args={"autoencoder": str(stage1)}, **common)
-if run.profile.name == "smoke":
-    shutil.rmtree(ldm_config.run_dir, ignore_errors=True)  # smoke runs always start fresh
+ldm_config = load_config("bs_ldm", run.profile.name, name=f"bs_ldm-{run.profile.name}{suffix}",
+                         method_args={"autoencoder": str(stage1)}, **common)
+discard_stale_run(ldm_config)  # a run of another config in the same folder would not fit this model
 ldm = build_objective(ldm_config).to(run.device)
 batch = {key: torch.stack([val_set[i][key] for i in range(4)]).to(run.device) for key in ("cxr", "soft")}
 z_soft, z_cxr = ldm.latents(batch)
@@ -320,7 +320,7 @@ assert offset.mean(dim=(2, 3)).std() > 1.5 * plain.mean(dim=(2, 3)).std()  # at 
 
 # %%
 trainer = Trainer(ldm, ldm_config, train_set, val_set if ldm_config.val_every else None)
-result = trainer.fit(resume=run.profile.name != "smoke")
+result = trainer.fit(resume=True)  # reuses a finished run of this config, resumes an interrupted one
 print(f"{result.final_step} steps in {result.wall_time_s:.0f} s ({result.images_per_s:.1f} pairs/s); "
       f"checkpoint: {result.checkpoint}")
 

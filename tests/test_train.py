@@ -504,3 +504,14 @@ def test_a_finished_run_is_reused_only_for_the_exact_same_config(tmp_path):
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
     assert train.finished_run(tiny_config(tmp_path, lr=5e-3)) is None  # another config is another model
     assert train.finished_run(tiny_config(tmp_path, steps=8)) is None  # a longer run is not finished
+
+
+def test_a_stale_run_of_another_config_is_discarded_and_a_finished_one_resumes_instantly(tmp_path):
+    data = tiny_train.TinyPairs(10, 8, seed=0)
+    config = tiny_config(tmp_path)
+    first = train.train_or_reuse(config, data)
+    assert not train.discard_stale_run(config)  # same config: kept
+    again = Trainer(tiny_train.build_objective(config), config, data).fit(resume=True)
+    assert again.final_step == config.steps and again.history  # nothing left to train, history restored
+    other = tiny_config(tmp_path, lr=5e-3)  # same run folder, another model
+    assert train.discard_stale_run(other) and not first.exists()

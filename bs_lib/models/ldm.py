@@ -205,12 +205,13 @@ def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int
         return load_config("bs_ldm", profile, name=f"bs_ldm-{profile}{suffix}",
                            method_args={"autoencoder": str(autoencoder)}, **common)
 
-    finished_stage1 = [found for found in (finished_run(stage1_config(s)) for s in ("", "-for-07")) if found]
-    for stage1 in finished_stage1:
-        stage2 = finished_run(stage2_config(stage1))
+    finished_stage1 = [(suffix, found) for suffix in ("", "-for-07")
+                       if (found := finished_run(stage1_config(suffix))) is not None]
+    for suffix, stage1 in finished_stage1:  # notebook 07 names stage 2 after the stage 1 it used
+        stage2 = finished_run(stage2_config(stage1, suffix))
         if stage2 is not None:
             return stage1, stage2
-    stage1 = finished_stage1[0] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
+    stage1 = finished_stage1[0][1] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
     return stage1, train_or_reuse(stage2_config(stage1, own_suffix), train_set)
 
 
