@@ -16,13 +16,6 @@ Importing this package registers every trainable method with
 benchmark can build any of them by name.
 """
 
-import importlib
+from bs_lib.models import adaptation, autoencoder, cnn, distillation, gan, ldm, manual, vqgan  # noqa: F401
 
 FAMILY_MODULES = ("manual", "autoencoder", "cnn", "gan", "distillation", "adaptation", "vqgan", "ldm")
-
-for _name in FAMILY_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _error:  # a family not written yet
-        if _error.name != f"{__name__}.{_name}":
-            raise
