@@ -1,0 +1,219 @@
+"""The benchmark: one split, one metric code, the identity baseline always present, clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bs_lib import evaluate, metrics
+from bs_lib.evaluate import IDENTITY, BenchmarkResult, MethodResult, TrainingBudget
+
+SIZE = 64  # the smallest size the phantom renders
+MANUAL = ["rib_band_filter", "mask_guided_subtraction"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def bench(runs, tmp_path_factory) -> BenchmarkResult:
+    """The identity, the manual methods and a U-Net trained for 3 steps, on 4 phantom test images of 64²."""
+    torch.set_num_threads(1)
+    split = tmp_path_factory.mktemp("out") / "split.json"
+    return evaluate.run_benchmark(["unet", *MANUAL], "smoke", image_size=SIZE, num_test=4, steps_override={"unet": 3},
+                                  runs=runs, device="cpu", split_out=split, command="test command")
+
+
+def test_identity_row_is_always_present(bench):
+    assert [r.name for r in bench.results] == [IDENTITY, "unet", *MANUAL]  # identity added although not asked for
+    markdown = bench.leaderboard_markdown()
+    assert evaluate.LABELS[IDENTITY] in markdown and "U-Net" in markdown
+    assert "### Whole image" in markdown and "### Cost" in markdown
+
+
+def test_numbers_match_direct_metric_calls(bench, runs):
+    from bs_lib.suppress import load_suppressor
+    from bs_lib.train import latest_checkpoint
+
+    identity, unet = bench.result(IDENTITY), bench.result("unet")
+    objective, config = load_suppressor(latest_checkpoint(runs / f"benchmark-unet-smoke-{SIZE}px-3steps-seed0"), "cpu")
+    assert config.steps == 3 and config.image_size == SIZE
+    for index, sample in enumerate(bench.samples):
+        direct_identity = metrics.evaluate(sample["cxr"], sample["soft"], sample["cxr"])
+        prediction = objective.predict(sample["cxr"][None])[0]
+        direct_unet = metrics.evaluate(prediction, sample["soft"], sample["cxr"])
+        for key in ("psnr", "bsr", "bsr_symmetric", "mse"):
+            assert identity.per_image[index][key] == pytest.approx(direct_identity[key], rel=1e-6, abs=1e-9)
+            assert unet.per_image[index][key] == pytest.approx(direct_unet[key], rel=1e-4, abs=1e-7)
+    psnr = [row["psnr"] for row in unet.per_image]
+    mean, std = unet.summary()["psnr"]
+    assert mean == pytest.approx(np.mean(psnr)) and std == pytest.approx(np.std(psnr))
+
+
+def test_manual_methods_match_their_own_predict(bench):
+    from bs_lib.models import manual
+
+    for name in MANUAL:
+        result = bench.result(name)
+        assert result.parameters == 0 and result.budget.describe() == "none (no training)"
+        for index, sample in enumerate(bench.samples):
+            direct = manual.predict(name, sample["cxr"], sample["masks"])
+            assert torch.allclose(result.predictions[index], direct.float(), atol=1e-6)
+    assert bench.result("mask_guided_subtraction").family == "manual"
+
+
+def test_lung_region_metrics_are_reported(bench):
+    lungs = bench.samples[0]["masks"]["lungs"]
+    direct = metrics.evaluate(bench.samples[0]["cxr"], bench.samples[0]["soft"], bench.samples[0]["cxr"], mask=lungs)
+    lung_keys = [k for k in bench.result(IDENTITY).per_image[0] if k.startswith(evaluate.LUNG_PREFIX)]
+    assert lung_keys, "no lung-region metric in the per-image results"
+    for key in lung_keys:
+        assert bench.result(IDENTITY).per_image[0][key] == pytest.approx(direct[key])
+
+
+def test_per_image_rows_align_across_methods(bench):
+    ids = [str(sample["id"]) for sample in bench.samples]
+    assert len(ids) == 4 == len(set(ids))
+    for result in bench.results:
+        assert [row["id"] for row in result.per_image] == ids
+        assert result.predictions.shape == (4, 1, SIZE, SIZE)
+    frame = bench.per_image_frame()
+    assert len(frame) == 16 and set(frame["method"]) == {IDENTITY, "unet", *MANUAL}
+
+
+def test_cost_fields(bench, runs):
+    from bs_lib.suppress import load_suppressor
+    from bs_lib.train import latest_checkpoint
+
+    identity, unet = bench.result(IDENTITY), bench.result("unet")
+    assert all(r.seconds_per_image > 0 for r in bench.results)
+    assert identity.parameters == 0 and identity.budget.steps == 0
+    objective, _ = load_suppressor(latest_checkpoint(runs / f"benchmark-unet-smoke-{SIZE}px-3steps-seed0"), "cpu")
+    assert unet.parameters == sum(p.numel() for p in objective.network.parameters())
+    assert unet.budget.steps == 3 and unet.budget.images_seen == 3 * unet.budget.batch_size
+    assert unet.budget.wall_time_s is not None and unet.budget.wall_time_s > 0
+
+
+def test_parameters_count_only_what_prediction_touches():
+    generator, discriminator = torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Conv2d(2, 8, 3)
+    method = evaluate.Method("toy", "toy", "GAN", lambda cxr, masks, g: generator(cxr).clamp(0, 1))
+    sample = {"cxr": torch.rand(1, 8, 8), "soft": torch.rand(1, 8, 8), "id": "a"}
+    _, seconds, parameters = evaluate.predict_all(method, [sample], batch_size=1, seed=0)
+    assert parameters == sum(p.numel() for p in generator.parameters()) == 10
+    assert seconds > 0
+    del discriminator
+
+
+def test_deterministic_on_cpu(bench, runs):
+    again = evaluate.run_benchmark(["unet"], "smoke", image_size=SIZE, num_test=4, steps_override={"unet": 3},
+                                   runs=runs / "again", device="cpu")
+    assert torch.equal(again.result("unet").predictions, bench.result("unet").predictions)
+    assert again.result("unet").per_image == bench.result("unet").per_image
+
+
+def test_saved_split_and_files(bench, tmp_path):
+    split = json.loads(open(bench.settings["split_file"], encoding="utf-8").read())
+    assert split["unit"] == "patient" and len(split["splits"]["test"]) == 4
+    written = bench.save(tmp_path / "bench", figures=True)
+    names = {path.name for path in written}
+    assert {"bench.md", "bench.html", "bench.csv", "bench.json", "bench_cases.png", "bench_differences.png"} <= names
+    report = (tmp_path / "bench.md").read_text(encoding="utf-8")
+    assert "test command" in report
+    document = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    assert document["settings"]["command"] == "test command"
+    assert len(document["per_image"]) == 16 and {row["method"] for row in document["summary"]} == {
+        IDENTITY, "unet", *MANUAL}
+    assert "<table>" in (tmp_path / "bench.html").read_text(encoding="utf-8")
+
+
+def test_published_table_is_labelled_and_kept_apart(bench):
+    table = evaluate.published_table("SZCH-X-Rays")
+    assert "DIFFERENT DATA" in table.attrs["title"] and "not comparable" in table.attrs["caveat"]
+    assert table.loc["BS-LDM", "PSNR ↑"] == "31.953 ± 1.969"
+    report = bench.report_markdown()
+    ours, published = report.split("## Published numbers")
+    assert "GL-LCM" not in ours and "GL-LCM" in published  # never merged into our ranking
+    assert "DIFFERENT DATA" in published and "not comparable" in published
+    with pytest.raises(ValueError, match="No published table for 'CheXpert'"):
+        evaluate.published_table("CheXpert")
+
+
+def test_bad_method_names_get_a_clear_error():
+    with pytest.raises(ValueError, match=r"Unknown benchmark method\(s\) \['unnet'\]: choose from identity"):
+        evaluate.check_method_names(["unnet"])
+    with pytest.raises(ValueError, match="ml_vqgan is BS-LDM's autoencoder"):
+        evaluate.check_method_names(["ml_vqgan"])
+    with pytest.raises(ValueError, match="must not repeat"):
+        evaluate.check_method_names(["unet", "unet"])
+    assert "ml_vqgan" not in evaluate.all_methods() and "bs_ldm" in evaluate.all_methods()
+
+
+def test_steps_parsing():
+    assert evaluate.parse_steps(["200", "unet=50"]) == {"all": 200, "unet": 50}
+    with pytest.raises(ValueError, match="--steps 'unet=lots': give a positive step count"):
+        evaluate.parse_steps(["unet=lots"])
+    assert evaluate.scaled_steps(50, "vae", {}, 4.0) == 200
+    assert evaluate.scaled_steps(50, "vae", {"vae": 7}, 4.0) == 7
+
+
+def fake_result(name: str, psnr: list[float], bsr_symmetric: list[float], mse: list[float]) -> MethodResult:
+    rows = [{"id": f"img{i}", "psnr": p, "bsr_symmetric": b, "mse": m}
+            for i, (p, b, m) in enumerate(zip(psnr, bsr_symmetric, mse, strict=True))]
+    budget = TrainingBudget() if name == IDENTITY else TrainingBudget(10, 4, 40, 1.0)
+    return MethodResult(name, name, "test", 0 if name == IDENTITY else 5, 1e-3, budget, rows,
+                        torch.zeros(len(rows), 1, 4, 4))
+
+
+def test_sorting_and_best_marks():
+    result = BenchmarkResult([
+        fake_result(IDENTITY, [20, 22], [0.10, 0.20], [0.010, 0.006]),
+        fake_result("good", [30, 32], [0.90, 0.80], [0.001, 0.0006]),
+        fake_result("mixed", [25, 25], [0.05, 0.05], [0.003, 0.003]),
+    ], samples=[{}, {}], settings={})
+    assert [r.name for r in result.ranked()] == ["good", "mixed", IDENTITY]
+    header, rows = result.table("whole")
+    assert header[0] == "method" and header[-1].startswith("beats identity")
+    good, mixed, identity = rows
+    assert good[1] == "**31.00** ± 1.00" and good[2].startswith("**85.00**")  # PSNR and BSR sym. (%)
+    assert good[3] == "**0.800** ± 0.200"  # MSE in 10⁻³, lower is better
+    assert not mixed[1].startswith("**") and not identity[1].startswith("**")
+    assert good[-1] == "yes" and mixed[-1] == "**no**" and identity[-1] == "—"  # mixed loses on BSR sym.
+    assert result.beats_identity("mixed") == {"psnr": True, "bsr_symmetric": False}
+    html_header, html_rows = result.table("whole", html_output=True)
+    assert html_rows[0][1] == "<b>31.00</b> ± 1.00"
+    assert "<b>31.00</b>" in evaluate.html_table(html_header, html_rows)
+    _, cost_rows = result.table("cost")
+    assert cost_rows[0][4] == "10 × 4 = 40 images" and cost_rows[2][4] == "none (no training)"
+    assert math.isclose(result.summary_rows()[0]["psnr_mean"], 31.0)
+
+
+def test_command_line(tmp_path, capsys):
+    from bs_lib.cli import main
+
+    stem = tmp_path / "cli"
+    code = main(["benchmark", "--methods", "identity", "--image-size", str(SIZE), "--num-test", "2",
+                 "--runs-dir", str(tmp_path / "runs"), "--output", str(stem), "--no-figures"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "### Whole image" in printed and evaluate.LABELS[IDENTITY] in printed
+    report = stem.with_name("cli.md").read_text(encoding="utf-8")
+    assert "benchmark" in report and "--image-size" in report and "2 images at 64²" in report
+    assert stem.with_name("cli_split.json").is_file() and not stem.with_name("cli_cases.png").exists()
+    assert main(["benchmark", "--methods", "unnet"]) == 2
+    assert "Unknown benchmark method(s) ['unnet']" in capsys.readouterr().err
+
+
+def test_bs_ldm_is_not_ready_without_finished_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("BS_RUNS_DIR", str(tmp_path))
+    assert evaluate.bs_ldm_ready("smoke") is False
+    with evaluate.runs_folder(tmp_path / "elsewhere"):
+        from bs_lib.config import runs_dir
+
+        assert runs_dir() == tmp_path / "elsewhere"
+    assert runs_dir() == tmp_path  # restored
