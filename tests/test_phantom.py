@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import center_of_mass, gaussian_filter, gaussian_filter1d, label
 
 from bs_lib import phantom
 from bs_lib.datasets import get_dataset
@@ -101,3 +101,29 @@ def test_the_dataset_serves_course_samples_with_disjoint_splits():
         train[16]
     with pytest.raises(ValueError, match="Unknown split"):
         phantom.PhantomDataset(split="dev")
+
+
+def test_nodule_metadata_follows_the_patients_rotation():
+    seed = next(s for s in range(100) if abs(phantom.Anatomy.draw(s).rotation_deg) > 3)
+    sample = phantom.render(seed, 512, num_nodules=3, nodule_radius=0.02, dose=None)
+    labels, _ = label(sample["masks"]["nodules"][0])
+    for nodule in sample["meta"]["nodules"]:
+        row, column = round(nodule["y"]), round(nodule["x"])
+        centroid = center_of_mass(labels == labels[row, column])
+        assert labels[row, column] > 0
+        assert np.hypot(centroid[0] - nodule["y"], centroid[1] - nodule["x"]) < 1.0  # pixels
+
+
+def test_the_fast_detector_blur_is_scipys_gaussian_filter():
+    image = np.random.default_rng(0).random((90, 70), dtype=np.float32)
+    for sigma in (0.3, 0.83, 3.0):
+        assert np.allclose(phantom._blur(image, sigma), gaussian_filter(image, sigma), atol=1e-6)
+
+
+def test_quantum_noise_has_poisson_mean_and_variance_at_every_count():
+    rng = np.random.default_rng(1)
+    for expected in (5.0, 30.0, 400.0):  # exact Poisson below 50 counts, its normal approximation above
+        log_image = np.full((200, 200), -np.log(expected / 1e4), dtype=np.float32)
+        counts = 1e4 * np.exp(-phantom._count_photons(log_image, 1e4, rng))
+        assert abs(counts.mean() - expected) < 0.02 * expected
+        assert abs(counts.var() - expected) < 0.05 * expected
