@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet for DDIM sampling")
     parser.add_argument("--skip-ddpm", action="store_true", help="skip the slow 1000-step DDPM measurement")
+    parser.add_argument("--skip-training", action="store_true", help="measure sampling only")
     args = parser.parse_args()
 
     from bs_lib.config import detect_device, environment_report
@@ -109,14 +110,14 @@ def main() -> None:
     print(f"\npreset {args.preset}: {SIZES[args.preset]}² images, UNet {count_parameters(sizes.unet):,} "
           f"+ autoencoder {count_parameters(sizes.autoencoder.autoencoder):,} parameters\n")
     fast = device.type == "cuda"
-    for bf16 in (False, True) if fast else (False,):
+    for bf16 in () if args.skip_training else (False, True) if fast else (False,):
         speed, peak = training_speed(args.preset, device, args.batch, bf16, args.train_steps)
         print(f"training, batch {args.batch}, {'bf16 + channels-last' if bf16 else 'fp32'}: "
               f"{speed:.2f} images/s, peak {peak:.1f} GiB")
-    runs = [] if args.skip_ddpm else [("DDPM 1000 (official, fp32)", 1, "ddpm", None, False, False)]
-    for batch in (1, args.sample_batch):
-        runs.append((f"DDIM 50 + TAT, batch {batch}" + (", bf16 + channels-last" if fast else ""),
-                     batch, "ddim", 50, fast, args.compile and fast))
+    runs = [(f"DDIM 50 + TAT, batch {batch}" + (", bf16 + channels-last" if fast else ""),
+             batch, "ddim", 50, fast, args.compile and fast) for batch in (1, args.sample_batch)]
+    if not args.skip_ddpm:  # last: the slowest
+        runs.append(("DDPM 1000 (official, fp32), batch 1", 1, "ddpm", None, False, False))
     for label, batch, sampler, steps, bf16, compiled in runs:
         seconds = sampling_speed(args.preset, device, batch, sampler, steps, bf16, compiled)
         print(f"sampling, {label}{', compiled' if compiled else ''}: {seconds:.3f} s per image")

@@ -354,11 +354,31 @@ def runs_folder(runs: Path | None) -> Iterator[None]:
             os.environ[RUNS_DIR_ENV] = previous
 
 
+def bs_ldm_steps(profile: str, steps_override: dict[str, int] | None,
+                 steps_scale: float) -> tuple[int, int] | None:
+    """(stage 1, stage 2) steps when the benchmark changes BS-LDM's budget, else ``None`` (its configs' steps).
+
+    Stage 1 answers to ``ml_vqgan=N``, stage 2 to ``bs_ldm=N``; ``all=N`` and
+    ``steps_scale`` apply to both.
+    """
+    from bs_lib.configs import config_dict
+
+    steps_override = steps_override or {}
+    if steps_scale == 1.0 and not {"ml_vqgan", "bs_ldm", "all"} & set(steps_override):
+        return None
+    return (scaled_steps(config_dict("ml_vqgan", profile).get("steps", 1000), "ml_vqgan", steps_override, steps_scale),
+            scaled_steps(config_dict("bs_ldm", profile).get("steps", 1000), "bs_ldm", steps_override, steps_scale))
+
+
 def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: torch.device,
-                   suffix: str | None = None, runs: Path | None = None) -> Method:
+                   suffix: str | None = None, runs: Path | None = None,
+                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0) -> Method:
     """BS-LDM: stage 1 (ML-VQGAN) and stage 2 (latent diffusion), finished runs reused, else trained.
 
     Runs live in ``runs`` (default :func:`bs_lib.config.runs_dir`, where notebooks 06–08 leave theirs).
+    With its configs' budgets, the notebooks' finished runs are reused; a changed
+    budget (``steps_scale``, ``ml_vqgan=N``/``bs_ldm=N`` overrides) trains runs
+    of its own, named after both budgets.
     """
     from bs_lib import config as course_config
     from bs_lib.configs import load_config
@@ -370,10 +390,14 @@ def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: t
     stage1_config = load_config("ml_vqgan", profile, seed=seed, **size_override)
     train_set = build_datasets(stage1_config)[0]
     suffix = suffix if suffix is not None else bs_ldm_suffix(image_size, profile)
+    steps = bs_ldm_steps(profile, steps_override, steps_scale)
+    if steps is not None:
+        suffix += f"-{steps[0]}+{steps[1]}steps"
     course_config.seed_everything(seed)
     started, started_clock = time.perf_counter(), time.time()
     with runs_folder(runs):
-        stage1, stage2 = pretrained_bs_ldm(profile, train_set, seed=seed, image_size=image_size, own_suffix=suffix)
+        stage1, stage2 = pretrained_bs_ldm(profile, train_set, seed=seed, image_size=image_size, own_suffix=suffix,
+                                           steps=steps)
     first, second = budget_of(stage1), budget_of(stage2)
     reused = written_before(stage2, started_clock)  # a finished run of notebooks 06-08 or an earlier benchmark
     record = resolve_checkpoint(stage2).parent.parent / WALL_TIME_FILE
@@ -416,7 +440,7 @@ def prepare_method(name: str, profile: str, *, image_size: int | None, seed: int
         return manual_method(name)
     if name == "bs_ldm":
         return prepare_bs_ldm(profile, image_size=image_size, seed=seed, device=device, suffix=bs_ldm_suffix,
-                              runs=runs)
+                              runs=runs, steps_override=steps_override, steps_scale=steps_scale)
     return prepare_learned(name, profile, image_size=image_size, seed=seed, runs=runs, device=device,
                            steps_override=steps_override, steps_scale=steps_scale)
 
@@ -752,7 +776,7 @@ def settings_markdown(s: dict) -> str:
              f"split saved as `{s['split_file']}`",
              f"- training: each method's `{s['profile']}` config (`bs_lib/configs/<method>.yaml`) at "
              f"{s['image_size']}², seed {s['seed']}; step overrides: {s['steps_override'] or 'none'}, "
-             f"step scale ×{s['steps_scale']:g} (BS-LDM: its configs' steps, unscaled)",
+             f"step scale ×{s['steps_scale']:g} (BS-LDM: both stages; the notebooks' runs are reused only unscaled)",
              f"- device: {s['device']} ({s['torch_threads']} torch thread(s)); {s['versions']}",
              "- metrics: `bs_lib.metrics.evaluate` per image (float, data range 1); lung region = the phantom's "
              "lung mask; std is the population standard deviation over images",
@@ -918,7 +942,9 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
     maps method names (or ``"all"``, or ``"distillation-teacher"``) to steps;
     ``steps_scale`` multiplies every other config's steps. BS-LDM reuses
     finished runs of notebooks 06–08, else trains its own under
-    ``bs_ldm_suffix`` (default ``-benchmark<size>``); its steps are its configs'.
+    ``bs_ldm_suffix`` (default ``-benchmark<size>``); the scale and the
+    ``ml_vqgan``/``bs_ldm`` overrides set its two stages' steps (and then
+    only its own runs, named after both budgets, are reused).
     """
     from bs_lib import config as course_config
 

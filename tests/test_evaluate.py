@@ -162,6 +162,21 @@ def test_steps_parsing():
     assert evaluate.scaled_steps(50, "vae", {"vae": 7}, 4.0) == 7
 
 
+def test_bs_ldm_budget_scales_both_stages_and_its_milestones():
+    from bs_lib.configs import config_dict
+    from bs_lib.models.ldm import scaled_milestones
+
+    assert evaluate.bs_ldm_steps("colab", {}, 1.0) is None  # the configs' budgets: notebook runs reusable
+    stage1, stage2 = config_dict("ml_vqgan", "colab")["steps"], config_dict("bs_ldm", "colab")["steps"]
+    assert evaluate.bs_ldm_steps("colab", {}, 0.1) == (round(stage1 * 0.1), round(stage2 * 0.1))
+    assert evaluate.bs_ldm_steps("colab", {"bs_ldm": 30}, 1.0) == (stage1, 30)
+    assert evaluate.bs_ldm_steps("smoke", {"all": 5}, 1.0) == (5, 5)
+    milestones = config_dict("bs_ldm", "colab")["scheduler_args"]["milestones"]
+    shrunk = scaled_milestones(config_dict("bs_ldm", "colab"), stage2 // 10)
+    assert shrunk["scheduler_args"]["milestones"] == [round(m / 10) for m in milestones]
+    assert scaled_milestones(config_dict("bs_ldm", "smoke"), 10) == {}  # no step decay to move
+
+
 def fake_result(name: str, psnr: list[float], bsr_symmetric: list[float], mse: list[float]) -> MethodResult:
     rows = [{"id": f"img{i}", "psnr": p, "bsr_symmetric": b, "mse": m}
             for i, (p, b, m) in enumerate(zip(psnr, bsr_symmetric, mse, strict=True))]

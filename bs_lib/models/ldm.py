@@ -186,26 +186,33 @@ def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
 
 
 def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int | None = None,
-                      own_suffix: str = "-own") -> tuple[Path, Path]:
+                      own_suffix: str = "-own", steps: tuple[int, int] | None = None) -> tuple[Path, Path]:
     """Checkpoints of both stages for ``profile``: finished runs of notebooks 06 and 07 when they exist.
 
     A stage that has no finished run is trained here, under its run name plus
     ``own_suffix``, so it never writes into a run another notebook may be
-    training at the same moment.
+    training at the same moment. ``steps`` = (stage 1, stage 2) replaces the
+    configs' budgets; the notebooks' runs, trained for other budgets, are then
+    not reused, and stage 2's learning-rate milestones shrink in proportion.
     """
     from bs_lib.config import runs_dir
-    from bs_lib.configs import load_config
+    from bs_lib.configs import config_dict, load_config
 
     common = {"output_dir": str(runs_dir()), "seed": seed} | ({"image_size": image_size} if image_size else {})
+    stage1_budget, stage2_budget = {}, {}
+    if steps is not None:
+        stage1_budget = {"steps": int(steps[0])}
+        stage2_budget = {"steps": int(steps[1])} | scaled_milestones(config_dict("bs_ldm", profile), int(steps[1]))
 
     def stage1_config(suffix=""):
-        return load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{suffix}", **common)
+        return load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{suffix}", **common, **stage1_budget)
 
     def stage2_config(autoencoder, suffix=""):
         return load_config("bs_ldm", profile, name=f"bs_ldm-{profile}{suffix}",
-                           method_args={"autoencoder": str(autoencoder)}, **common)
+                           method_args={"autoencoder": str(autoencoder)}, **common, **stage2_budget)
 
-    finished_stage1 = [(suffix, found) for suffix in ("", "-for-07")
+    notebook_suffixes = ("", "-for-07") if steps is None else ()
+    finished_stage1 = [(suffix, found) for suffix in notebook_suffixes
                        if (found := finished_run(stage1_config(suffix))) is not None]
     for suffix, stage1 in finished_stage1:  # notebook 07 names stage 2 after the stage 1 it used
         stage2 = finished_run(stage2_config(stage1, suffix))
@@ -213,6 +220,16 @@ def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int
             return stage1, stage2
     stage1 = finished_stage1[0][1] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
     return stage1, train_or_reuse(stage2_config(stage1, own_suffix), train_set)
+
+
+def scaled_milestones(config: dict, steps: int) -> dict:
+    """``scheduler_args`` whose multistep milestones keep their place in a budget of ``steps`` (else ``{}``)."""
+    arguments = dict(config.get("scheduler_args") or {})
+    if config.get("scheduler") != "multistep" or "milestones" not in arguments:
+        return {}
+    ratio = steps / config.get("steps", steps)
+    arguments["milestones"] = [max(1, round(m * ratio)) for m in arguments["milestones"]]
+    return {"scheduler_args": arguments}
 
 
 def count_parameters(module: nn.Module) -> int:
