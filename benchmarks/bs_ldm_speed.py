@@ -6,8 +6,8 @@
 Prints, for the chosen preset and its image size:
 
 * training: images/s and peak GPU memory of one stage-2 step (frozen autoencoder encode + UNet
-  forward/backward + AdamW), at ``--batch`` (the paper's 4 by default), fp32 as the official loop
-  and bf16 autocast (+ channels-last) as the course's engine runs it;
+  forward/backward + AdamW), at ``--batch`` (the paper's 4 by default), fp32 as the official loop,
+  bf16 autocast, and bf16 autocast + channels-last;
 * sampling: seconds per image for DDPM with all 1 000 steps (the official sampler, fp32) and for
   DDIM with 50 steps and temporal adaptive thresholding (bf16, channels-last, optionally
   ``torch.compile``), at batch 1 and at ``--sample-batch``.
@@ -47,9 +47,10 @@ def build(preset: str, device: torch.device, channels_last: bool) -> Conditional
     return model
 
 
-def training_speed(preset: str, device: torch.device, batch: int, bf16: bool, steps: int) -> tuple[float, float]:
+def training_speed(preset: str, device: torch.device, batch: int, bf16: bool, channels_last: bool,
+                   steps: int) -> tuple[float, float]:
     """(images per second, peak GiB) of stage-2 training steps."""
-    model = build(preset, device, channels_last=bf16).train()
+    model = build(preset, device, channels_last=channels_last).train()
     optimiser = torch.optim.AdamW(model.unet.parameters(), lr=2e-4)
     size = SIZES[preset]
     data = {"cxr": torch.rand(batch, 1, size, size, device=device),
@@ -110,10 +111,10 @@ def main() -> None:
     print(f"\npreset {args.preset}: {SIZES[args.preset]}² images, UNet {count_parameters(sizes.unet):,} "
           f"+ autoencoder {count_parameters(sizes.autoencoder.autoencoder):,} parameters\n")
     fast = device.type == "cuda"
-    for bf16 in () if args.skip_training else (False, True) if fast else (False,):
-        speed, peak = training_speed(args.preset, device, args.batch, bf16, args.train_steps)
-        print(f"training, batch {args.batch}, {'bf16 + channels-last' if bf16 else 'fp32'}: "
-              f"{speed:.2f} images/s, peak {peak:.1f} GiB")
+    variants = [("fp32", False, False)] + ([("bf16", True, False), ("bf16 + channels-last", True, True)] if fast else [])
+    for label, bf16, channels_last in [] if args.skip_training else variants:
+        speed, peak = training_speed(args.preset, device, args.batch, bf16, channels_last, args.train_steps)
+        print(f"training, batch {args.batch}, {label}: {speed:.2f} images/s, peak {peak:.1f} GiB")
     runs = [(f"DDIM 50 + TAT, batch {batch}" + (", bf16 + channels-last" if fast else ""),
              batch, "ddim", 50, fast, args.compile and fast) for batch in (1, args.sample_batch)]
     if not args.skip_ddpm:  # last: the slowest
