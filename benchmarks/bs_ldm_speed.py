@@ -7,7 +7,8 @@ Prints, for the chosen preset and its image size:
 
 * training: images/s and peak GPU memory of one stage-2 step (frozen autoencoder encode + UNet
   forward/backward + AdamW), at ``--batch`` (the paper's 4 by default), fp32 as the official loop,
-  bf16 autocast, and bf16 autocast + channels-last;
+  bf16 autocast, bf16 autocast + channels-last, and with the latents encoded beforehand
+  (``cache_latents``: the frozen encoder leaves the loop);
 * sampling: seconds per image for DDPM with all 1 000 steps (the official sampler, fp32) and for
   DDIM with 50 steps and temporal adaptive thresholding (bf16, channels-last, optionally
   ``torch.compile``), at batch 1 and at ``--sample-batch``.
@@ -48,13 +49,16 @@ def build(preset: str, device: torch.device, channels_last: bool) -> Conditional
 
 
 def training_speed(preset: str, device: torch.device, batch: int, bf16: bool, channels_last: bool,
-                   steps: int) -> tuple[float, float]:
-    """(images per second, peak GiB) of stage-2 training steps."""
+                   steps: int, cached: bool = False) -> tuple[float, float]:
+    """(images per second, peak GiB) of stage-2 training steps; ``cached``: latents encoded beforehand."""
     model = build(preset, device, channels_last=channels_last).train()
     optimiser = torch.optim.AdamW(model.unet.parameters(), lr=2e-4)
     size = SIZES[preset]
     data = {"cxr": torch.rand(batch, 1, size, size, device=device),
             "soft": torch.rand(batch, 1, size, size, device=device)}
+    if cached:  # what ConditionalLDM.prepare_dataset does once per dataset with cache_latents
+        with torch.no_grad():
+            data = dict(zip(("z_soft", "z_cxr"), model.latents(data), strict=True))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for step in range(steps + 2):  # two warm-up steps
@@ -111,9 +115,12 @@ def main() -> None:
     print(f"\npreset {args.preset}: {SIZES[args.preset]}² images, UNet {count_parameters(sizes.unet):,} "
           f"+ autoencoder {count_parameters(sizes.autoencoder.autoencoder):,} parameters\n")
     fast = device.type == "cuda"
-    variants = [("fp32", False, False)] + ([("bf16", True, False), ("bf16 + channels-last", True, True)] if fast else [])
-    for label, bf16, channels_last in [] if args.skip_training else variants:
-        speed, peak = training_speed(args.preset, device, args.batch, bf16, channels_last, args.train_steps)
+    variants = [("fp32", False, False, False), ("fp32, cached latents", False, False, True)]
+    if fast:
+        variants += [("bf16", True, False, False), ("bf16 + channels-last", True, True, False),
+                     ("bf16, cached latents", True, False, True)]
+    for label, bf16, channels_last, cached in [] if args.skip_training else variants:
+        speed, peak = training_speed(args.preset, device, args.batch, bf16, channels_last, args.train_steps, cached)
         print(f"training, batch {args.batch}, {label}: {speed:.2f} images/s, peak {peak:.1f} GiB")
     runs = [(f"DDIM 50 + TAT, batch {batch}" + (", bf16 + channels-last" if fast else ""),
              batch, "ddim", 50, fast, args.compile and fast) for batch in (1, args.sample_batch)]

@@ -16,6 +16,7 @@ The interface a method implements
         def losses(self, batch: dict, step: int) -> dict[str, Tensor]
         def predict(self, cxr: Tensor) -> Tensor                  # (N,1,H,W) in [0,1] -> soft tissue in [0,1]
         def validate(self, batches) -> dict[str, float]            # optional; default: L1/MSE of predict
+        def prepare_dataset(self, dataset, device)                 # optional; default: the dataset itself
 
 An :class:`Objective` owns every network of a method (a frozen teacher or a
 frozen autoencoder too: wrap it in :meth:`Objective.freeze`). ``losses`` returns
@@ -192,6 +193,14 @@ class Objective(nn.Module):
     def predict(self, cxr: torch.Tensor) -> torch.Tensor:
         """Inference: (N, 1, H, W) radiograph in [0, 1] -> soft-tissue estimate in [0, 1]."""
         raise NotImplementedError(f"{type(self).__name__} must implement predict(cxr) for validation and inference.")
+
+    def prepare_dataset(self, dataset, device: torch.device):
+        """The dataset the loop will read, made once before training (default: ``dataset`` unchanged).
+
+        A method with a frozen front end overrides it to run that network once
+        per sample instead of once per step (BS-LDM's latents).
+        """
+        return dataset
 
     @torch.no_grad()
     def validate(self, batches: Iterable[dict]) -> dict[str, float]:
@@ -1134,6 +1143,7 @@ class Trainer:
             self.config.to_yaml(self.run_dir / "config.yaml")
 
         start_step, started = self.step, time.perf_counter()
+        self._prepare_datasets()
         batches = self._batches()
         running: dict[str, torch.Tensor] = {}
         bar = course_config.progress(total=self.config.steps, initial=self.step, desc=self.config.name,
@@ -1271,6 +1281,15 @@ class Trainer:
             self.history.append({"step": self.step, **{f"val/{k}": float(v) for k, v in metrics.items()}})
         self.accelerator.wait_for_everyone()
         return metrics
+
+    def _prepare_datasets(self) -> None:
+        """Let the objective turn the datasets into what its loop reads (once per Trainer)."""
+        if getattr(self, "_datasets_prepared", False):
+            return
+        self.train_dataset = self.objective.prepare_dataset(self.train_dataset, self.device)
+        if self.val_dataset is not None:
+            self.val_dataset = self.objective.prepare_dataset(self.val_dataset, self.device)
+        self._datasets_prepared = True
 
     def _val_batches(self) -> Iterator[dict]:
         loader = torch.utils.data.DataLoader(self.val_dataset, batch_size=self.config.batch_size, shuffle=False,

@@ -142,3 +142,26 @@ def test_the_autoencoder_stays_frozen_and_only_the_unet_trains(autoencoder):
 def test_bad_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         DiffusionSettings(**changes)
+
+
+def test_cached_latents_train_exactly_as_encoding_every_step(tmp_path):
+    """``cache_latents`` moves the frozen encoder out of the loop and changes nothing else."""
+    from bs_lib.configs import load_config
+    from bs_lib.models.ldm import LatentPairs
+    from bs_lib.train import Trainer, build_objective
+
+    pairs = [{"cxr": torch.rand(1, 64, 64), "soft": torch.rand(1, 64, 64)} for _ in range(6)]
+    weights = {}
+    for cache in (False, True):
+        torch.manual_seed(0)
+        config = load_config("bs_ldm", "smoke", steps=3, batch_size=4, output_dir=str(tmp_path), name=f"cache{cache}",
+                             method_args={"cache_latents": cache})
+        objective = build_objective(config)
+        trainer = Trainer(objective, config, pairs)
+        trainer.fit()
+        assert isinstance(trainer.train_dataset, LatentPairs) is cache
+        weights[cache] = torch.cat([p.detach().flatten() for p in objective.unet.parameters()])
+    torch.manual_seed(0)
+    initial = torch.cat([p.detach().flatten() for p in build_objective(config).unet.parameters()])
+    assert not torch.allclose(weights[True], initial, atol=1e-4)  # it trained
+    assert torch.allclose(weights[False], weights[True], atol=1e-6)

@@ -89,9 +89,10 @@ class ConditionalLDM(Objective):
     """
 
     def __init__(self, autoencoder: MLVQGAN, unet_config: UNetConfig = UNET_PRESETS["smoke"],
-                 settings: DiffusionSettings | None = None):
+                 settings: DiffusionSettings | None = None, cache_latents: bool = False):
         super().__init__()
         self.settings = settings or DiffusionSettings()
+        self.cache_latents = cache_latents
         if unet_config.in_channels != 2 * LATENT_CHANNELS:
             raise ValueError("the noise estimator takes 8 channels: 4 noisy target + 4 condition")
         self.autoencoder = self.freeze(autoencoder)  # frozen: its codebook must not drift
@@ -100,6 +101,16 @@ class ConditionalLDM(Objective):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"unet": list(self.unet.parameters())}
+
+    def prepare_dataset(self, dataset, device: torch.device):
+        """With ``cache_latents``, every pair encoded once: the frozen encoder's work leaves the training loop.
+
+        The encoder is frozen and deterministic, so a cached latent is the one
+        the loop would compute, as long as a sample index always gives the same
+        images (no random augmentation). At 1024² the encoder costs about four
+        times the UNet's forward and backward pass.
+        """
+        return LatentPairs.encode(self.autoencoder, dataset, device) if self.cache_latents else dataset
 
     def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(soft-tissue latent, radiograph latent), precomputed in the batch when available."""
@@ -170,19 +181,47 @@ class ConditionalLDM(Objective):
         return self.autoencoder.decode(latent)
 
 
+class LatentPairs(torch.utils.data.Dataset):
+    """(z_soft, z_cxr) of every pair of a dataset, kept on the CPU in float32."""
+
+    def __init__(self, z_soft: torch.Tensor, z_cxr: torch.Tensor):
+        self.z_soft, self.z_cxr = z_soft, z_cxr
+
+    @classmethod
+    @torch.no_grad()
+    def encode(cls, autoencoder: MLVQGAN, dataset, device: torch.device, batch_size: int = 16) -> LatentPairs:
+        from bs_lib.config import progress
+
+        soft, cxr = [], []
+        for start in progress(range(0, len(dataset), batch_size), desc="encoding the pairs once"):
+            samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            for key, out in (("soft", soft), ("cxr", cxr)):
+                images = torch.stack([sample[key] for sample in samples]).to(device)
+                out.append(autoencoder.encode(images).float().cpu())
+        return cls(torch.cat(soft), torch.cat(cxr))
+
+    def __len__(self) -> int:
+        return len(self.z_soft)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"z_soft": self.z_soft[index], "z_cxr": self.z_cxr[index]}
+
+
 @register_method("bs_ldm")
 def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
     """``method_args``: ``preset`` (smoke | colab | full), ``autoencoder`` (a trained ML-VQGAN
-    checkpoint, needed for training), and any :class:`DiffusionSettings` field."""
+    checkpoint, needed for training), ``cache_latents`` (encode every pair once, see
+    :meth:`ConditionalLDM.prepare_dataset`), and any :class:`DiffusionSettings` field."""
     args = dict(config.method_args)
     preset = args.pop("preset", "smoke")
     if preset not in UNET_PRESETS:
         raise ValueError(f"Unknown BS-LDM preset {preset!r}: choose one of {', '.join(UNET_PRESETS)}.")
     autoencoder_checkpoint = args.pop("autoencoder", None)
+    cache_latents = bool(args.pop("cache_latents", False))
     autoencoder = MLVQGAN(VQGAN_PRESETS[preset], prefer_lpips=False)
     if autoencoder_checkpoint:
         load_weights(autoencoder_checkpoint, autoencoder)
-    return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args))
+    return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args), cache_latents=cache_latents)
 
 
 def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int | None = None,
