@@ -29,7 +29,7 @@
 #
 # | profile | hardware | run time |
 # |---|---|---|
-# | `smoke` | CPU | ≈ 40 s (phantom, 64², 150 steps) |
+# | `smoke` | CPU | ≈ 40 s (phantom, 64², 250 steps) |
 # | `colab` | one T4 GPU | ≈ 30 min (256², 6 000 steps) |
 # | `full` | one A100/H100 | days (1024², the paper's 1 000 epochs) |
 #
@@ -217,7 +217,9 @@ assert comparison.loc["blurred (3×3 mean)", "Laplacian pyramid"] > 0  # sees lo
 # The run is described by `bs_lib/configs/ml_vqgan.yaml` (the paper's Adam
 # learning rates 1e-4 for the autoencoder and 5e-4 for the discriminator, at the
 # full scale) and trained by the course's engine, which updates the
-# autoencoder first, then the discriminator on detached reconstructions. The
+# autoencoder first, then the discriminator on detached reconstructions (the
+# short `smoke` run lets the discriminator join only for its last 100 steps:
+# L1 alone gets the reconstructions up faster, and stage 2 is bounded by them). The
 # checkpoint lands in `config.runs_dir()`, where notebook 07 will find it. Run
 # again, the notebook reuses the finished run, and an interrupted `colab` or
 # `full` run resumes where it stopped.

@@ -314,8 +314,8 @@ assert offset.mean(dim=(2, 3)).std() > 1.5 * plain.mean(dim=(2, 3)).std()  # at 
 # %% [markdown]
 # ## 4. Training stage 2
 # The run is `bs_lib/configs/bs_ldm.yaml`: AdamW at 2e-4 with the paper's
-# step decay, EMA of the weights (0.995 at full scale), offset noise 0.1. The
-# engine draws the timesteps for the *actual* batch size, so the last,
+# step decay, EMA of the weights (0.995 at full scale), offset noise 0.1 (0.5
+# for the few hundred steps of `smoke`). The engine draws the timesteps for the *actual* batch size, so the last,
 # smaller batch of an epoch is fine (the official code crashed on it).
 
 # %%
@@ -358,17 +358,15 @@ for column in range(4):
 plt.show()
 
 # %% [markdown]
-# A smoke run trains for a couple of hundred steps on 32 phantom chests: enough
-# to produce a plausible soft-tissue image, not enough to beat doing nothing
-# (on the phantom, the radiograph itself already scores about 26 dB). The
-# `colab` profile trains long enough for that, and the cell below checks it
-# there; in `smoke` it checks that the sample is an image, not noise.
+# A smoke run trains for a few hundred steps on 32 phantom chests. On the
+# phantom the radiograph itself already scores about 26 dB against the soft
+# tissue, so doing nothing is a real baseline; strong offset noise (λ = 0.5 in
+# the smoke config) lets even this short run learn bone's level shift and beat
+# it. The `colab` profile keeps the paper's λ = 0.1 and trains far longer. The
+# cell below checks, in every profile, that stage 2 beats doing nothing.
 
 # %%
-if run.profile.name == "smoke":
-    assert scores.loc["BS-LDM", "psnr"] > 15 and scores.loc["BS-LDM", "ssim"] > 0.3, "the sample should be an image"
-else:
-    assert scores.loc["BS-LDM", "psnr"] > scores.loc["identity (do nothing)", "psnr"], "stage 2 must beat doing nothing"
+assert scores.loc["BS-LDM", "psnr"] > scores.loc["identity (do nothing)", "psnr"], "stage 2 must beat doing nothing"
 
 # %% [markdown]
 # ## Summary
