@@ -30,7 +30,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 90 s (reuses notebooks 06–07 when they ran; short ablation runs) |
-# | `colab` | one T4 GPU | ≈ 30 min (with the ablation trainings) |
+# | `colab` | one GPU | ≈ 30 min with the ablation trainings (an estimate, not yet measured) |
 # | `full` | one A100/H100 | hours (1 000-step DDPM at 1024²) |
 #
 # ## Learning goals
@@ -260,8 +260,10 @@ assert threshold_scores.loc["tat", "psnr"] > metrics.psnr(cxr.cpu(), soft.cpu())
 # BS-LDM reports 84.6 s per 1024² image for 1 000 DDPM steps (GL-LCM's
 # table; the GPU is not stated) and PSNR 31.95 dB on SZCH-X-Rays in the same
 # authors' corrected re-evaluation. `benchmarks/bs_ldm_speed.py` measures the
-# full-size model here: DDIM with 50 steps and temporal adaptive thresholding,
-# bf16 and channels-last turn a minute and a half into seconds on one GPU.
+# full-size model: on one H200, DDIM with 50 steps and temporal adaptive
+# thresholding takes 6.4 s per 1024² image at batch 1 and 0.46 s at batch 16
+# (`benchmarks/results/bs_ldm_gpu.md`). Fewer steps and larger batches do the work;
+# bf16 alone does not, because each step is thousands of small kernel launches.
 # Notebook 09 puts BS-LDM on the course's leaderboard beside every other method.
 
 # %% [markdown]
