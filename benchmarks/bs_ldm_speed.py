@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet for DDIM sampling")
     parser.add_argument("--skip-ddpm", action="store_true", help="skip the slow 1000-step DDPM measurement")
     parser.add_argument("--skip-training", action="store_true", help="measure sampling only")
+    parser.add_argument("--skip-sampling", action="store_true", help="measure training only")
     args = parser.parse_args()
 
     from bs_lib.config import detect_device, environment_report
@@ -126,7 +127,7 @@ def main() -> None:
              batch, "ddim", 50, fast, args.compile and fast) for batch in (1, args.sample_batch)]
     if not args.skip_ddpm:  # last: the slowest
         runs.append(("DDPM 1000 (official, fp32), batch 1", 1, "ddpm", None, False, False))
-    for label, batch, sampler, steps, bf16, compiled in runs:
+    for label, batch, sampler, steps, bf16, compiled in [] if args.skip_sampling else runs:
         seconds = sampling_speed(args.preset, device, batch, sampler, steps, bf16, compiled)
         print(f"sampling, {label}{', compiled' if compiled else ''}: {seconds:.3f} s per image")
 
