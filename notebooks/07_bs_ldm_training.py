@@ -317,6 +317,11 @@ assert offset.mean(dim=(2, 3)).std() > 1.5 * plain.mean(dim=(2, 3)).std()  # at 
 # step decay, EMA of the weights (0.995 at full scale), offset noise 0.1 (0.5
 # for the few hundred steps of `smoke`). The engine draws the timesteps for the *actual* batch size, so the last,
 # smaller batch of an epoch is fine (the official code crashed on it).
+#
+# The autoencoder is frozen, so a pair's latents never change: `cache_latents` encodes
+# every pair once before the first step instead of twice per step. At 1024² that
+# encoding is about four times the UNet's own arithmetic, so stage 2 trains several
+# times faster on the same hardware, with the same result.
 
 # %%
 trainer = Trainer(ldm, ldm_config, train_set, val_set if ldm_config.val_every else None)
