@@ -1045,6 +1045,7 @@ class Trainer:
         if _distributed():
             broadcast_state(self.objective)
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        self._datasets_prepared = False  # Objective.prepare_dataset runs once, at the first fit()
         self.callbacks = list(callbacks)
         self.groups = self._checked_groups(objective.parameter_groups())
         self.optimizers = {name: make_optimizer(params, self.config, name) for name, params in self.groups.items()}
@@ -1284,7 +1285,7 @@ class Trainer:
 
     def _prepare_datasets(self) -> None:
         """Let the objective turn the datasets into what its loop reads (once per Trainer)."""
-        if getattr(self, "_datasets_prepared", False):
+        if self._datasets_prepared:
             return
         self.train_dataset = self.objective.prepare_dataset(self.train_dataset, self.device)
         if self.val_dataset is not None:
