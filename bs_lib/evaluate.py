@@ -195,15 +195,15 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
     The run is named after everything that changes it, so two benchmarks with
     different settings never share (or resume) a run.
     """
-    from bs_lib.configs import config_dict, load_config
+    from bs_lib.configs import config_dict, load_config, rescheduled
 
     steps_override = steps_override or {}
     base = config_dict(method, profile)
     size = image_size or base.get("image_size", 64)
     steps = scaled_steps(base.get("steps", 1000), method, steps_override, steps_scale)
     name = f"benchmark-{method}-{profile}-{size}px-{steps}steps-seed{seed}"
-    overrides: dict[str, Any] = {"name": name, "seed": seed, "output_dir": str(runs), "steps": steps,
-                                 "image_size": size}
+    overrides: dict[str, Any] = {"name": name, "seed": seed, "output_dir": str(runs), "image_size": size,
+                                 **rescheduled(base, steps)}
     teacher = (base.get("method_args") or {}).get("teacher")
     if method == "distillation" and isinstance(teacher, dict):
         overrides["method_args"] = {"teacher": teacher_spec(teacher, name, size, seed, steps_override, steps_scale)}
@@ -370,10 +370,10 @@ def bs_ldm_steps(profile: str, steps_override: dict[str, int] | None,
             scaled_steps(config_dict("bs_ldm", profile).get("steps", 1000), "bs_ldm", steps_override, steps_scale))
 
 
-def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: torch.device,
-                   suffix: str | None = None, runs: Path | None = None,
-                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0) -> Method:
-    """BS-LDM: stage 1 (ML-VQGAN) and stage 2 (latent diffusion), finished runs reused, else trained.
+def trained_bs_ldm(profile: str, *, image_size: int | None, seed: int, suffix: str | None = None,
+                   runs: Path | None = None, steps_override: dict[str, int] | None = None,
+                   steps_scale: float = 1.0) -> tuple[Path, TrainingBudget]:
+    """BS-LDM's stage-2 checkpoint (stage 1 inside it) and what both stages cost: finished runs reused, else trained.
 
     Runs live in ``runs`` (default :func:`bs_lib.config.runs_dir`, where notebooks 06–08 leave theirs).
     With its configs' budgets, the notebooks' finished runs are reused; a changed
@@ -383,7 +383,6 @@ def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: t
     from bs_lib import config as course_config
     from bs_lib.configs import load_config
     from bs_lib.models.ldm import pretrained_bs_ldm
-    from bs_lib.suppress import load_suppressor
     from bs_lib.train import build_datasets, resolve_checkpoint
 
     size_override = {"image_size": image_size} if image_size else {}
@@ -409,7 +408,18 @@ def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: t
     note = f"stage 1 {first.steps} × {first.batch_size} + stage 2 {second.steps} × {second.batch_size}"
     budget = TrainingBudget(first.steps + second.steps, second.batch_size, first.images_seen + second.images_seen,
                             wall, note + ("; trained earlier, time not recorded" if wall is None else ""))
-    objective, _ = load_suppressor(stage2, device)
+    return stage2, budget
+
+
+def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: torch.device,
+                   suffix: str | None = None, runs: Path | None = None,
+                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0) -> Method:
+    """BS-LDM ready to predict with its config's sampler (see :func:`trained_bs_ldm` for the runs)."""
+    from bs_lib.suppress import load_suppressor
+
+    checkpoint, budget = trained_bs_ldm(profile, image_size=image_size, seed=seed, suffix=suffix, runs=runs,
+                                        steps_override=steps_override, steps_scale=steps_scale)
+    objective, _ = load_suppressor(checkpoint, device)
     return method_from_objective("bs_ldm", objective, budget, device)
 
 
@@ -589,6 +599,31 @@ def evaluate_method(method: Method, samples: list[dict], *, batch_size: int = 8,
         rows.append({"id": str(sample["id"]), **image_metrics(prediction, sample)})
     return MethodResult(method.name, method.label, method.family, parameters, seconds, method.budget, rows,
                         predictions)
+
+
+def paired_difference(method: Sequence[float], reference: Sequence[float], *, confidence: float = 0.95,
+                      resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    r"""Mean per-image difference (method − reference) and its paired bootstrap confidence interval.
+
+    With :math:`d_i = m_i - r_i` on the same :math:`n` test images, the estimate is
+    :math:`\bar d`; the images are drawn with replacement ``resamples`` times, and
+    the interval is the :math:`(1 \mp c)/2` quantiles of the resampled means
+    (percentile bootstrap). Pairing removes the spread between images (an easy
+    patient is easy for every method), which dominates a leaderboard's std, so
+    small but consistent differences become visible. Returns
+    ``(mean, low, high)``.
+    """
+    m, r = np.asarray(method, dtype=float), np.asarray(reference, dtype=float)
+    if m.shape != r.shape or m.ndim != 1 or m.size == 0:
+        raise ValueError(f"paired_difference needs two equally long, non-empty lists of per-image values; "
+                         f"got shapes {m.shape} and {r.shape}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1, got {confidence}.")
+    differences = m - r
+    draws = np.random.default_rng(seed).integers(0, differences.size, size=(resamples, differences.size))
+    means = differences[draws].mean(axis=1)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(differences.mean()), float(low), float(high)
 
 
 # =========================================================================== the benchmark

@@ -162,19 +162,33 @@ def test_steps_parsing():
     assert evaluate.scaled_steps(50, "vae", {"vae": 7}, 4.0) == 7
 
 
-def test_bs_ldm_budget_scales_both_stages_and_its_milestones():
-    from bs_lib.configs import config_dict
-    from bs_lib.models.ldm import scaled_milestones
+def test_bs_ldm_budget_scales_both_stages_and_its_schedule():
+    from bs_lib.configs import config_dict, rescheduled
 
     assert evaluate.bs_ldm_steps("colab", {}, 1.0) is None  # the configs' budgets: notebook runs reusable
     stage1, stage2 = config_dict("ml_vqgan", "colab")["steps"], config_dict("bs_ldm", "colab")["steps"]
     assert evaluate.bs_ldm_steps("colab", {}, 0.1) == (round(stage1 * 0.1), round(stage2 * 0.1))
     assert evaluate.bs_ldm_steps("colab", {"bs_ldm": 30}, 1.0) == (stage1, 30)
     assert evaluate.bs_ldm_steps("smoke", {"all": 5}, 1.0) == (5, 5)
-    milestones = config_dict("bs_ldm", "colab")["scheduler_args"]["milestones"]
-    shrunk = scaled_milestones(config_dict("bs_ldm", "colab"), stage2 // 10)
-    assert shrunk["scheduler_args"]["milestones"] == [round(m / 10) for m in milestones]
-    assert scaled_milestones(config_dict("bs_ldm", "smoke"), 10) == {}  # no step decay to move
+    colab = config_dict("bs_ldm", "colab")
+    shrunk = rescheduled(colab, stage2 // 10)
+    assert shrunk["steps"] == stage2 // 10
+    assert shrunk["scheduler_args"]["milestones"] == [round(m / 10) for m in colab["scheduler_args"]["milestones"]]
+    assert shrunk["scheduler_args"]["gamma"] == colab["scheduler_args"]["gamma"]
+    # a stopped short run still has intermediate checkpoints to resume from
+    assert shrunk["checkpoint_every"] == round(colab["checkpoint_every"] / 10) < shrunk["steps"]
+    assert shrunk["val_every"] == round(colab["val_every"] / 10)
+    assert rescheduled(colab, 3)["checkpoint_every"] == 1  # on stays on
+    assert rescheduled(config_dict("bs_ldm", "smoke"), 10) == {"steps": 10}  # nothing else counted in steps
+
+
+def test_scaled_runs_of_other_methods_keep_their_checkpoints(tmp_path):
+    from bs_lib.configs import config_dict
+
+    config = evaluate.learned_config("unet", "colab", image_size=64, seed=0, runs=tmp_path, steps_scale=0.1)
+    colab = config_dict("unet", "colab")
+    assert config.steps == round(colab["steps"] * 0.1)
+    assert config.checkpoint_every == round(colab["checkpoint_every"] * 0.1)
 
 
 def fake_result(name: str, psnr: list[float], bsr_symmetric: list[float], mse: list[float]) -> MethodResult:
@@ -232,3 +246,29 @@ def test_bs_ldm_is_not_ready_without_finished_runs(tmp_path, monkeypatch):
 
         assert runs_dir() == tmp_path / "elsewhere"
     assert runs_dir() == tmp_path  # restored
+
+
+def test_paired_difference_is_exact_for_a_constant_shift():
+    reference = np.linspace(20, 40, 25)  # a wide spread between images
+    mean, low, high = evaluate.paired_difference(reference + 0.3, reference)
+    assert mean == pytest.approx(0.3) and low == pytest.approx(0.3) and high == pytest.approx(0.3)
+
+
+def test_paired_difference_interval_covers_the_mean_and_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+    reference = rng.uniform(20, 40, 400)
+    method = reference + 0.2 + rng.normal(0, 0.5, reference.size)
+    mean, low, high = evaluate.paired_difference(method, reference, seed=3)
+    assert low < mean < high and low > 0  # 0.2 dB better, visible although the images spread over 20 dB
+    few = evaluate.paired_difference(method[:25], reference[:25], seed=3)
+    assert few[2] - few[1] > high - low
+    assert evaluate.paired_difference(method, reference, seed=3) == (mean, low, high)  # seeded: repeatable
+
+
+def test_paired_difference_rejects_unpaired_input():
+    with pytest.raises(ValueError, match="equally long"):
+        evaluate.paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="equally long"):
+        evaluate.paired_difference([], [])
+    with pytest.raises(ValueError, match="confidence"):
+        evaluate.paired_difference([1.0], [1.0], confidence=95)

@@ -35,6 +35,29 @@ def config_dict(method: str, profile: str) -> dict:
     return merged
 
 
+def rescheduled(config: dict, steps: int) -> dict:
+    """Overrides that give ``config`` a budget of ``steps`` with its schedule stretched to match.
+
+    Everything counted in steps keeps its place in the run: step-decay
+    milestones, ``checkpoint_every`` and ``val_every`` are multiplied by
+    ``steps / config["steps"]`` (a checkpoint or validation that was on stays
+    on, at least every step). A run cut to a tenth of its steps therefore still
+    decays its learning rate at the same fractions, and still writes the
+    intermediate checkpoints a stopped run resumes from.
+    """
+    steps = int(steps)
+    ratio = steps / config.get("steps", steps)
+    overrides: dict = {"steps": steps}
+    for key in ("checkpoint_every", "val_every"):
+        if config.get(key):
+            overrides[key] = max(1, round(config[key] * ratio))
+    arguments = dict(config.get("scheduler_args") or {})
+    if config.get("scheduler") == "multistep" and "milestones" in arguments:
+        arguments["milestones"] = [max(1, round(m * ratio)) for m in arguments["milestones"]]
+        overrides["scheduler_args"] = arguments
+    return overrides
+
+
 def is_sectioned(values: dict) -> bool:
     """True for a ``base`` + per-profile file, False for a flat run description."""
     return "base" in values or any(name in values for name in PROFILES)

@@ -232,16 +232,18 @@ def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int
     ``own_suffix``, so it never writes into a run another notebook may be
     training at the same moment. ``steps`` = (stage 1, stage 2) replaces the
     configs' budgets; the notebooks' runs, trained for other budgets, are then
-    not reused, and stage 2's learning-rate milestones shrink in proportion.
+    not reused, and each stage's schedule (learning-rate milestones, checkpoint
+    and validation intervals) is stretched to its budget by
+    :func:`bs_lib.configs.rescheduled`.
     """
     from bs_lib.config import runs_dir
-    from bs_lib.configs import config_dict, load_config
+    from bs_lib.configs import config_dict, load_config, rescheduled
 
     common = {"output_dir": str(runs_dir()), "seed": seed} | ({"image_size": image_size} if image_size else {})
     stage1_budget, stage2_budget = {}, {}
     if steps is not None:
-        stage1_budget = {"steps": int(steps[0])}
-        stage2_budget = {"steps": int(steps[1])} | scaled_milestones(config_dict("bs_ldm", profile), int(steps[1]))
+        stage1_budget = rescheduled(config_dict("ml_vqgan", profile), steps[0])
+        stage2_budget = rescheduled(config_dict("bs_ldm", profile), steps[1])
 
     def stage1_config(suffix=""):
         return load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{suffix}", **common, **stage1_budget)
@@ -259,16 +261,6 @@ def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int
             return stage1, stage2
     stage1 = finished_stage1[0][1] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
     return stage1, train_or_reuse(stage2_config(stage1, own_suffix), train_set)
-
-
-def scaled_milestones(config: dict, steps: int) -> dict:
-    """``scheduler_args`` whose multistep milestones keep their place in a budget of ``steps`` (else ``{}``)."""
-    arguments = dict(config.get("scheduler_args") or {})
-    if config.get("scheduler") != "multistep" or "milestones" not in arguments:
-        return {}
-    ratio = steps / config.get("steps", steps)
-    arguments["milestones"] = [max(1, round(m * ratio)) for m in arguments["milestones"]]
-    return {"scheduler_args": arguments}
 
 
 def count_parameters(module: nn.Module) -> int:
