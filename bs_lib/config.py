@@ -175,11 +175,23 @@ def detect_precision(device: torch.device) -> str:
     (Colab's T4) get fp16 with loss scaling. MPS and CPU stay in float32, the
     one mode that behaves the same on every machine.
     """
+    if device.type == "cuda":
+        return "bf16" if native_bf16(device) else "fp16"
+    return "no"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True when the CUDA GPU computes in bf16 in hardware (compute capability 8.0+, or ROCm).
+
+    ``torch.cuda.is_bf16_supported()`` alone also says True on older GPUs that
+    merely *emulate* bf16 (a T4 can hold bf16 tensors), where bf16 training is
+    slow or fails in cuDNN's convolutions.
+    """
     import torch
 
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 # --------------------------------------------------------------------------- seeding

@@ -108,7 +108,10 @@ separate optimisers, which DDP wrappers handle badly. Logging, progress bars
 and checkpoint writing happen on the main process only; float buffers (e.g.
 BatchNorm statistics) are averaged across processes before validation and
 checkpoints. Mixed precision is ``torch.autocast`` with bf16 (no scaling
-needed) or fp16 (one gradient scaler per group).
+needed) or fp16 (one gradient scaler per group); ``auto`` (the colab and full
+configs) picks bf16 on GPUs with bf16 hardware (compute capability 8.0+), fp16
+on older ones such as Colab's T4, whose convolutions have no bf16 kernels, and
+float32 on CPUs (see :func:`resolve_precision`).
 
 ``accelerate`` keeps one ``AcceleratorState`` per process and refuses a second
 ``Accelerator`` with another precision. A notebook that trains first in fp32,
@@ -294,7 +297,7 @@ def build_datasets(config: TrainConfig) -> tuple[Any, Any]:
 
 # =========================================================================== the run description
 
-PRECISIONS = ("no", "fp16", "bf16")
+PRECISIONS = ("no", "fp16", "bf16", "auto")
 SCHEDULER_ARGS: dict[str, dict[str, bool]] = {  # scheduler -> {argument: required}
     "constant": {},
     "cosine": {"min_lr_ratio": False},
@@ -306,6 +309,26 @@ GROUP_OVERRIDES = ("lr", "betas", "weight_decay")
 
 class ConfigError(ValueError):
     """A training config has an unknown key or a bad value; the message names it."""
+
+
+def resolve_precision(requested: str, cpu: bool = False) -> str:
+    """The precision a run trains in: ``requested``, with ``"auto"`` decided by the hardware.
+
+    ``"auto"`` is :func:`bs_lib.config.detect_precision` of the device the run
+    will use. An explicit ``"bf16"`` on a CUDA GPU without bf16 hardware is
+    refused: such GPUs only emulate bf16, slowly, and cuDNN has no bf16
+    convolutions for them.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
+    if requested == "auto":
+        return course_config.detect_precision(device)
+    if requested == "bf16" and device.type == "cuda" and not course_config.native_bf16(device):
+        name = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        raise ConfigError(f"mixed_precision: bf16 needs a GPU with bf16 hardware (compute capability 8.0 or "
+                          f"newer: A100, L4, RTX 30xx, H100, ...); this {name} has {major}.{minor}. Set "
+                          f"mixed_precision: auto (fp16 with loss scaling here) or fp16.")
+    return requested
 
 
 @dataclass
@@ -1037,7 +1060,8 @@ class Trainer:
     def __init__(self, objective: Objective, config: TrainConfig | Mapping, train_dataset, val_dataset=None,
                  callbacks: Iterable[Callback] = ()) -> None:
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-        self.accelerator = make_accelerator(self.config.mixed_precision, self.config.cpu)
+        self.precision = resolve_precision(self.config.mixed_precision, self.config.cpu)
+        self.accelerator = make_accelerator(self.precision, self.config.cpu)
         self.device = self.accelerator.device
         self.objective = objective.to(self.device)
         if self.config.channels_last:
@@ -1050,7 +1074,7 @@ class Trainer:
         self.groups = self._checked_groups(objective.parameter_groups())
         self.optimizers = {name: make_optimizer(params, self.config, name) for name, params in self.groups.items()}
         self.schedulers = {name: make_scheduler(opt, self.config) for name, opt in self.optimizers.items()}
-        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.config.mixed_precision == "fp16")
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
                         for name in self.groups}
         self.ema = EMA(self.objective, self.config.ema_decay, self.config.ema_modules) \
             if self.config.ema_decay else None
@@ -1118,7 +1142,7 @@ class Trainer:
             self.objective.train(was_training)
 
     def _autocast(self):
-        precision = self.config.mixed_precision
+        precision = self.precision
         if precision == "no":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -276,6 +276,43 @@ def test_bf16_after_fp32_in_one_process(tmp_path):
     assert result.final_step == 2 and torch.isfinite(torch.tensor(result.history[-1]["loss/model"]))
 
 
+def pretend_gpu(monkeypatch, name: str, capability: tuple[int, int]) -> None:
+    """A CUDA GPU as torch would describe it; torch's own bf16 check says yes even without bf16 hardware."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from bs_lib.train import resolve_precision
+
+    assert resolve_precision("auto", cpu=True) == "no"  # float32 on CPUs
+    pretend_gpu(monkeypatch, "NVIDIA A100", (8, 0))
+    assert resolve_precision("auto") == "bf16"
+    assert resolve_precision("auto", cpu=True) == "no"
+    pretend_gpu(monkeypatch, "Tesla T4", (7, 5))  # Colab's free GPU: bf16 only emulated
+    assert resolve_precision("auto") == "fp16"
+    assert resolve_precision("fp16") == "fp16" and resolve_precision("no") == "no"
+    with pytest.raises(ConfigError, match=r"Tesla T4 has 7\.5.*mixed_precision: auto"):
+        resolve_precision("bf16")
+
+
+def test_auto_precision_trains_in_float32_on_a_cpu(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=1, mixed_precision="auto")
+    assert trainer.precision == "no" and not any(s.is_enabled() for s in trainer.scalers.values())
+    assert trainer.fit().final_step == 1
+
+
+def test_gpu_configs_let_the_hardware_choose_the_precision():
+    from bs_lib.configs import available_methods, config_dict
+
+    for method in available_methods():
+        for profile in ("colab", "full"):
+            assert config_dict(method, profile).get("mixed_precision", "no") in ("auto", "no"), (method, profile)
+
+
 # --------------------------------------------------------------------------- EMA and validation
 
 
