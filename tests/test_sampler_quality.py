@@ -1,0 +1,59 @@
+"""The sampler study of benchmarks/bs_ldm_sampler_quality.py: its verdicts on made-up per-image scores."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bs_lib.evaluate import IDENTITY, MethodResult, TrainingBudget
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bs_ldm_sampler_quality.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("bs_ldm_sampler_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def scored(name: str, psnr: np.ndarray, bsr: np.ndarray) -> MethodResult:
+    rows = [{"id": f"img{i}", "psnr": float(p), "bsr_symmetric": float(b), "lung/psnr": float(p) + 1,
+             "ssim": 0.9} for i, (p, b) in enumerate(zip(psnr, bsr, strict=True))]
+    return MethodResult(name, name, "diffusion", 0, 0.01, TrainingBudget(), rows, torch.zeros(len(rows), 1, 2, 2))
+
+
+def test_equal_quality_is_a_non_inferiority_verdict(study):
+    rng = np.random.default_rng(0)
+    psnr = rng.uniform(28, 36, 40)  # images spread over 8 dB
+    bsr = rng.uniform(0.6, 0.9, 40)
+    reference = study.REFERENCE.name
+    results = {IDENTITY: scored(IDENTITY, psnr - 5, bsr - 0.5),
+               reference: scored(reference, psnr, bsr),
+               "DDIM 50 + TAT": scored("DDIM 50 + TAT", psnr - 0.03 + rng.normal(0, 0.05, 40), bsr),
+               "DDIM 5 + TAT": scored("DDIM 5 + TAT", psnr - 0.4 + rng.normal(0, 0.05, 40), bsr),
+               "DDIM 20 + TAT": scored("DDIM 20 + TAT", psnr, bsr - 0.02)}
+    margins = {"psnr": 0.1, "bsr_symmetric": 0.005}
+    rows = {row["method"]: row for row in study.summarise(results, {"DDIM 50 + TAT": 50}, margins)}
+    assert rows["DDIM 50 + TAT"]["equal_quality"]  # 0.03 dB worse on average: within the 0.1 dB margin
+    assert not rows["DDIM 5 + TAT"]["equal_quality"]  # 0.4 dB worse
+    assert not rows["DDIM 20 + TAT"]["equal_quality"]  # PSNR equal but 2 BSR points worse
+    assert "equal_quality" not in rows[reference] and "equal_quality" not in rows[IDENTITY]
+    assert rows["DDIM 50 + TAT"]["evaluations"] == 50
+    table = study.markdown(list(rows.values()), margins)
+    assert "| DDIM 50 + TAT | 50 |" in table and "**yes**" in table and "reference" in table
+
+
+def test_the_reference_is_the_official_sampler_and_comes_first(study):
+    chosen = study.samplers([10, 50, 10])
+    assert chosen[0] == study.REFERENCE == study.Sampler("ddpm", None, "tat")
+    assert chosen[1].name == "DDPM 1000 + TAT, seed +1"  # sampling noise alone: the floor of every comparison
+    assert [s.name for s in chosen[3:]] == ["DDIM 50 + TAT", "DDIM 50", "DDIM 10 + TAT", "DDIM 10"]
+    assert chosen[0].evaluations == 1000
