@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -303,6 +304,16 @@ def test_auto_precision_trains_in_float32_on_a_cpu(tmp_path):
     trainer = tiny_trainer(tmp_path, steps=1, mixed_precision="auto")
     assert trainer.precision == "no" and not any(s.is_enabled() for s in trainer.scalers.values())
     assert trainer.fit().final_step == 1
+
+
+def test_fp16_with_loss_scaling_trains(tmp_path):
+    """The precision a T4 gets from ``auto``: autocast to fp16, one gradient scaler per group."""
+    trainer = tiny_trainer(tmp_path, steps=3, mixed_precision="fp16")
+    before = weights(trainer.objective)
+    assert all(scaler.is_enabled() for scaler in trainer.scalers.values())
+    result = trainer.fit()
+    assert result.final_step == 3 and math.isfinite(result.history[-1]["loss/model"])
+    assert not torch.equal(before["net.0.weight"], trainer.objective.state_dict()["net.0.weight"])
 
 
 def test_gpu_configs_let_the_hardware_choose_the_precision():
