@@ -95,7 +95,8 @@ def _point_mass_denoiser(mu):
     return denoiser
 
 
-@pytest.mark.parametrize(("method", "steps"), [("ddim", 10), ("ddim", 3), ("ddpm", 25), ("ddpm", None)])
+@pytest.mark.parametrize(("method", "steps"), [("ddim", 10), ("ddim", 3), ("ddpm", 25), ("ddpm", None),
+                                              ("dpm++2m", 10), ("dpm++2m", 3)])
 def test_samplers_recover_a_known_clean_sample(method, steps):
     mu = torch.tensor([0.5, -1.0, 2.0, 0.0]).view(1, 4, 1, 1).expand(1, 4, 4, 4)
     result = D.sample(_point_mass_denoiser(mu), (2, 4, 4, 4), SCHEDULE, method=method, num_steps=steps,
@@ -120,3 +121,37 @@ def test_sampling_is_deterministic_with_a_seed():
                         generator=torch.Generator().manual_seed(seed), show_progress=False).sample
 
     assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))
+
+
+def _gaussian_denoiser(mu: float, s: float):
+    r"""The exact ε-predictor for clean samples :math:`x_0 \sim \mathcal N(\mu, s^2)` (each element)."""
+
+    def denoiser(x_t, t):
+        a = SCHEDULE._alpha_bar(t, x_t)
+        return (1 - a).sqrt() * (x_t - a.sqrt() * mu) / (a * s**2 + 1 - a)
+
+    return denoiser
+
+
+def _exact_endpoint(x_start, t_start: int, mu: float, s: float):
+    """Where the deterministic path from ``x_start`` at ``t_start`` lands: each sample keeps its quantile."""
+    a = SCHEDULE.alpha_bar_at(t_start)
+    return mu + s * (x_start - math.sqrt(a) * mu) / math.sqrt(a * s**2 + 1 - a)
+
+
+@pytest.mark.parametrize(("steps", "error_ratio"), [(5, 1.0), (10, 0.5), (20, 0.2), (50, 0.1)])
+def test_dpm_solver_follows_the_exact_path_closer_than_ddim(steps, error_ratio):
+    mu, s, shape = 0.7, 0.4, (4, 4, 8, 8)
+    x_start = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what sample() draws first
+    exact = _exact_endpoint(x_start, D.sampling_timesteps(1000, steps)[0], mu, s)
+    error = {}
+    for method in ("ddim", "dpm++2m"):
+        result = D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, method=method, num_steps=steps,
+                          generator=torch.Generator().manual_seed(0), show_progress=False)
+        error[method] = (result.sample - exact).abs().max().item()
+    assert error["dpm++2m"] < error_ratio * error["ddim"], error  # second order against first order
+
+
+def test_unknown_samplers_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="dpm\\+\\+2m"):
+        D.sample(lambda x, t: x, (1, 1, 2, 2), SCHEDULE, method="euler", show_progress=False)

@@ -79,6 +79,8 @@ class DiffusionSettings:
             raise ValueError(f"condition must be 'clean' or 'official', not {self.condition!r}")
         if self.offset_noise < 0:
             raise ValueError("offset_noise (λ) must be non-negative")
+        if self.sampler not in diffusion.SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(diffusion.SAMPLERS)}, not {self.sampler!r}")
         diffusion.make_threshold(self.threshold, **self.threshold_options)  # fail early on a bad name
 
 
