@@ -84,6 +84,35 @@ def test_sample_keeps_each_inputs_size_bit_depth_and_polarity(trained, tmp_path)
     assert np.abs(negative - expected).max() <= 1 / 255 + 1e-6
 
 
+def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
+    from bs_lib.suppress import suppress_image
+
+    run_dir, _ = trained
+    image = tmp_path / "a.png"
+    _write(image, np.random.default_rng(2).uniform(0.2, 0.8, (64, 64)), 8)
+    options = {"sampler": "dpm++2m", "sampling_steps": 5, "threshold": None}  # None: the checkpoint's own
+    suppress_files(run_dir, [image], tmp_path / "config", figures=False, device="cpu")
+    suppress_files(run_dir, [image], tmp_path / "dpm", figures=False, device="cpu", sampling=options)
+    own, _ = io.read_image(tmp_path / "config" / "a_suppressed.png")
+    changed, _ = io.read_image(tmp_path / "dpm" / "a_suppressed.png")
+    objective, _ = load_suppressor(run_dir, device="cpu")
+    expected = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5)
+    assert np.abs(changed - expected).max() <= 1 / 255 + 1e-6 and np.abs(changed - own).max() > 1 / 255
+    with pytest.raises(ValueError, match="--steps must be at least 1"):
+        suppress_files(run_dir, [image], tmp_path / "zero", device="cpu", sampling={"sampling_steps": 0})
+
+
+def test_sampler_options_are_refused_for_a_one_pass_model(tmp_path):
+    config = load_config("unet", "smoke", steps=1, output_dir=str(tmp_path / "runs"))
+    Trainer(build_objective(config), config, _pairs(4)).fit()
+    image = tmp_path / "a.png"
+    _write(image, np.random.default_rng(3).uniform(0.2, 0.8, (64, 64)), 8)
+    with pytest.raises(ValueError, match="apply to diffusion checkpoints.*'unet'"):
+        suppress_files(tmp_path / "runs" / config.name, [image], tmp_path / "out", device="cpu",
+                       sampling={"sampler": "ddim"})
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
 def test_sample_refuses_to_overwrite_and_explains_bad_inputs(trained, tmp_path):
     run_dir, _ = trained
     image = tmp_path / "a.png"
