@@ -10,7 +10,8 @@ image is then sampled with
 * DDPM, all 1 000 steps, with temporal adaptive thresholding (TAT): the official sampler and the
   **reference**; the same sampler from another seed (how far sampling noise alone moves the
   scores: the floor of any comparison); and DDPM 1 000 without thresholding;
-* DDIM (η = 0) with each of ``--ddim-steps`` steps, with TAT (rescaled to the step count) and without,
+* DDIM (η = 0) with each of ``--ddim-steps`` steps, and DPM-Solver++(2M), the second-order solver of
+  the same path, with each of ``--dpm-steps``; each with TAT (rescaled to the step count) and without,
 
 all from the same seed, and measured with :mod:`bs_lib.metrics` beside the identity baseline.
 Each sampler is compared with the reference image by image: the mean paired difference and its
@@ -43,7 +44,7 @@ SHOWN_SCALE = {"bsr_symmetric": 100.0}  # BSR is a fraction per image, shown in 
 
 @dataclass(frozen=True)
 class Sampler:
-    method: str  # "ddpm" or "ddim"
+    method: str  # "ddpm", "ddim" or "dpm++2m"
     steps: int | None  # None: every one of the schedule's 1 000 steps
     threshold: str  # "tat" or "none"
     seed_offset: int = 0  # another draw of the same sampler
@@ -61,11 +62,15 @@ class Sampler:
 REFERENCE = Sampler("ddpm", None, "tat")
 
 
-def samplers(ddim_steps: list[int]) -> list[Sampler]:
-    """The reference first, a second draw of it, DDPM without thresholding, then DDIM from many steps to few."""
+FAST = {"DDIM": "tab:blue", "DPM++2M": "tab:orange"}  # the few-step samplers, as rows name them: colour
+
+
+def samplers(ddim_steps: list[int], dpm_steps: list[int] = ()) -> list[Sampler]:
+    """The reference, a second draw of it, DDPM without thresholding, then DDIM and DPM-Solver++, many steps to few."""
     chosen = [REFERENCE, Sampler("ddpm", None, "tat", seed_offset=1), Sampler("ddpm", None, "none")]
-    for steps in sorted(set(ddim_steps), reverse=True):
-        chosen += [Sampler("ddim", steps, "tat"), Sampler("ddim", steps, "none")]
+    for method, step_counts in (("ddim", ddim_steps), ("dpm++2m", dpm_steps)):
+        for steps in sorted(set(step_counts), reverse=True):
+            chosen += [Sampler(method, steps, "tat"), Sampler(method, steps, "none")]
     return chosen
 
 
@@ -137,26 +142,32 @@ def figure(rows: list[dict], margins: dict[str, float], path: Path) -> None:
 
     by_name = {row["method"]: row for row in rows}
     fig, (quality, gap) = plt.subplots(1, 2, figsize=(11, 4))
-    for threshold, style in (("tat", "o-"), ("none", "s--")):
-        own = sorted((r for r in rows if r["method"].startswith("DDIM") and (" + TAT" in r["method"]) ==
+    fast = [r for r in rows if r["method"].split()[0] in FAST]
+    series = [(family, threshold, style) for family, color in FAST.items()
+              for threshold, style in (("tat", {"color": color, "marker": "o", "linestyle": "-"}),
+                                       ("none", {"color": color, "marker": "s", "linestyle": "--", "alpha": 0.6}))]
+    for family, threshold, style in series:
+        own = sorted((r for r in fast if r["method"].split()[0] == family and (" + TAT" in r["method"]) ==
                       (threshold == "tat")), key=lambda r: r["evaluations"])
-        label = "DDIM + TAT" if threshold == "tat" else "DDIM, no threshold"
+        if not own:
+            continue
+        label = f"{family} + TAT" if threshold == "tat" else f"{family}, no threshold"
         steps = [r["evaluations"] for r in own]
-        quality.plot(steps, [r["psnr"] for r in own], style, label=label)
+        quality.plot(steps, [r["psnr"] for r in own], label=label, **style)
         means = np.array([r["delta/psnr"] for r in own])
         gap.errorbar(steps, means[:, 0], yerr=[means[:, 0] - means[:, 1], means[:, 2] - means[:, 0]],
-                     fmt=style, capsize=3, label=label)
+                     capsize=3, label=label, **style)
     identity = by_name[evaluate.IDENTITY]["psnr"]
     bottom = identity - 1.0
     redraw = Sampler("ddpm", None, "tat", seed_offset=1).name
-    for name, marker, size, label in ((REFERENCE.name, "*", 15, f"{REFERENCE.name} (official)"),
-                                      (redraw, "P", 7, f"{REFERENCE.name}, another seed"),
-                                      ("DDPM 1000", "x", 11, None)):
+    for name, marker, size, color, label in ((REFERENCE.name, "*", 15, "tab:green", f"{REFERENCE.name} (official)"),
+                                             (redraw, "P", 7, "tab:purple", f"{REFERENCE.name}, another seed"),
+                                             ("DDPM 1000", "x", 11, "tab:red", None)):
         if name not in by_name:
             continue
         value = by_name[name]["psnr"]
         if value >= bottom:
-            quality.plot([1000], [value], marker, markersize=size, label=label or name)
+            quality.plot([1000], [value], marker, markersize=size, color=color, label=label or name)
         else:  # far below doing nothing: say so rather than squash the interesting range
             quality.annotate(f"{name}: {value:.1f} dB", xy=(1000, bottom), xytext=(120, bottom + 0.6),
                              arrowprops={"arrowstyle": "->"}, fontsize=8)
@@ -169,16 +180,16 @@ def figure(rows: list[dict], margins: dict[str, float], path: Path) -> None:
     if redraw in by_name:  # how far sampling noise alone moves the reference
         _, low_noise, high_noise = by_name[redraw]["delta/psnr"]
         gap.axhspan(low_noise, high_noise, color="tab:green", alpha=0.15, label="the reference, another seed")
-    low = min(r["delta/psnr"][1] for r in rows if "delta/psnr" in r and r["method"].startswith("DDIM"))
+    low = min(r["delta/psnr"][1] for r in fast)
     floor = min(low, -2 * margins["psnr"]) - 0.1
     gap.axhspan(floor, -margins["psnr"], color="tab:red", alpha=0.08,
                 label=f"worse than the reference by > {margins['psnr']:g} dB")
     gap.set_ylim(floor, None)
-    gap.set(xscale="log", xlabel="DDIM steps", ylabel=f"Δ PSNR against {REFERENCE.name} (dB)",
+    gap.set(xscale="log", xlabel="sampling steps", ylabel=f"Δ PSNR against {REFERENCE.name} (dB)",
             title="paired difference, 95 % bootstrap interval")
     gap.legend(fontsize=8)
-    ddim_steps = sorted({r["evaluations"] for r in rows if r["method"].startswith("DDIM")})
-    for axes, ticks in ((quality, [*ddim_steps, 1000]), (gap, ddim_steps)):
+    few_steps = sorted({r["evaluations"] for r in fast})
+    for axes, ticks in ((quality, [*few_steps, 1000]), (gap, few_steps)):
         axes.set_xticks(ticks, [str(t) for t in ticks])
         axes.minorticks_off()
     fig.tight_layout()
@@ -194,6 +205,7 @@ def main() -> int:
     parser.add_argument("--runs-dir", type=Path, default=None)
     parser.add_argument("--num-test", type=int, default=40, help="phantom test images")
     parser.add_argument("--ddim-steps", type=int, nargs="+", default=[250, 100, 50, 20, 10, 5])
+    parser.add_argument("--dpm-steps", type=int, nargs="*", default=[50, 20, 10, 5])
     parser.add_argument("--margin-psnr", type=float, default=0.1, help="dB")
     parser.add_argument("--margin-bsr", type=float, default=0.5, help="percentage points")
     parser.add_argument("--batch-size", type=int, default=10)
@@ -219,13 +231,14 @@ def main() -> int:
                                                  runs=args.runs_dir, steps_scale=args.steps_scale)
     objective, _ = load_suppressor(checkpoint, device)
     results = {evaluate.IDENTITY: evaluate.evaluate_method(evaluate.identity_method(), samples)}
-    for sampler in samplers(args.ddim_steps):
+    chosen = samplers(args.ddim_steps, args.dpm_steps)
+    for sampler in chosen:
         print(f"sampling {len(samples)} images with {sampler.name} ...", flush=True)
         method = sampler_method(objective, sampler, budget, device)
         results[sampler.name] = evaluate.evaluate_method(method, samples, batch_size=args.batch_size,
                                                          seed=args.seed + sampler.seed_offset)
     margins = {"psnr": args.margin_psnr, "bsr_symmetric": args.margin_bsr / 100}
-    rows = summarise(results, {s.name: s.evaluations for s in samplers(args.ddim_steps)}, margins)
+    rows = summarise(results, {s.name: s.evaluations for s in chosen}, margins)
     table = markdown(rows, margins)
     command = "python " + shlex.join(sys.argv)
     setting = (f"- model: {checkpoint} ({budget.describe()})\n"
