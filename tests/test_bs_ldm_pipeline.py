@@ -107,7 +107,7 @@ def test_sampler_options_are_refused_for_a_one_pass_model(tmp_path):
     Trainer(build_objective(config), config, _pairs(4)).fit()
     image = tmp_path / "a.png"
     _write(image, np.random.default_rng(3).uniform(0.2, 0.8, (64, 64)), 8)
-    with pytest.raises(ValueError, match="apply to diffusion checkpoints.*'unet'"):
+    with pytest.raises(ValueError, match=r"apply to diffusion checkpoints.*'unet'"):
         suppress_files(tmp_path / "runs" / config.name, [image], tmp_path / "out", device="cpu",
                        sampling={"sampler": "ddim"})
     assert not (tmp_path / "out").exists()  # refused before anything was written
