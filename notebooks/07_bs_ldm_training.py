@@ -322,12 +322,17 @@ assert offset.mean(dim=(2, 3)).std() > 1.5 * plain.mean(dim=(2, 3)).std()  # at 
 # every pair once before the first step instead of twice per step. At 1024² that
 # encoding is about four times the UNet's own arithmetic, so stage 2 trains several
 # times faster on the same hardware, with the same result.
+#
+# The `colab` and `full` configs say `mixed_precision: auto`: bf16 on GPUs with
+# bf16 hardware (A100, L4, H100), fp16 with loss scaling on older ones such as
+# Colab's T4, which only emulates bf16 and has no bf16 convolutions, and float32
+# on a CPU. The cell below prints the precision this run trains in.
 
 # %%
 trainer = Trainer(ldm, ldm_config, train_set, val_set if ldm_config.val_every else None)
 result = trainer.fit(resume=True)  # reuses a finished run of this config, resumes an interrupted one
-print(f"{result.final_step} steps in {result.wall_time_s:.0f} s ({result.images_per_s:.1f} pairs/s); "
-      f"checkpoint: {result.checkpoint}")
+print(f"{result.final_step} steps in {result.wall_time_s:.0f} s ({result.images_per_s:.1f} pairs/s, "
+      f"{'float32' if trainer.precision == 'no' else trainer.precision}); checkpoint: {result.checkpoint}")
 
 # %%
 history = pd.DataFrame([h for h in result.history if "loss/unet" in h]).set_index("step")
