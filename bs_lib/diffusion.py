@@ -212,14 +212,16 @@ class DynamicThreshold(Threshold):
         return x0.clamp(-s, s) / s
 
 
+THRESHOLDS = {"none": NoThreshold, "static": StaticThreshold, "tat": TemporalAdaptiveThreshold,
+              "dynamic": DynamicThreshold}
+
+
 def make_threshold(kind: str | None, **options) -> Threshold:
     """``"none"``, ``"static"``, ``"tat"`` (temporal adaptive) or ``"dynamic"`` (percentile)."""
-    kinds = {"none": NoThreshold, "static": StaticThreshold, "tat": TemporalAdaptiveThreshold,
-             "dynamic": DynamicThreshold}
     key = "none" if kind is None else kind.lower()
-    if key not in kinds:
-        raise ValueError(f"Unknown threshold {kind!r}: choose one of {', '.join(kinds)}.")
-    return kinds[key](**options)
+    if key not in THRESHOLDS:
+        raise ValueError(f"Unknown threshold {kind!r}: choose one of {', '.join(THRESHOLDS)}.")
+    return THRESHOLDS[key](**options)
 
 
 # --------------------------------------------------------------------------- sampling

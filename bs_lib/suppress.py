@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from bs_lib import io
-from bs_lib.diffusion import SAMPLERS
+from bs_lib.diffusion import SAMPLERS, THRESHOLDS
 
 SUPPORTED = set(io.SUPPORTED_SUFFIXES)
 
@@ -177,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="diffusion models: ddpm, ddim or dpm++2m (default: the checkpoint's config)")
     parser.add_argument("--steps", type=int, default=None,
                         help="diffusion models: sampling steps (default: the checkpoint's config)")
-    parser.add_argument("--threshold", choices=("tat", "static", "dynamic", "none"), default=None,
+    parser.add_argument("--threshold", choices=list(THRESHOLDS), default=None,
                         help="diffusion models: the x̂₀ threshold (default: the checkpoint's config, BS-LDM's tat)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--no-figures", action="store_true", help="skip the before/after figures")
