@@ -668,6 +668,13 @@ class BenchmarkResult:
         identity, method = self.result(IDENTITY).summary(), self.result(name).summary()
         return {k: method[k][0] > identity[k][0] for k in BAR_METRICS if k in method and k in identity}
 
+    def gain_over_identity(self, name: str, metric: str = SORT_KEY) -> tuple[float, float, float]:
+        """Mean per-image gain of ``name`` over doing nothing, with its paired 95 % bootstrap interval."""
+        def values(result: MethodResult) -> list[float]:
+            return [row[metric] for row in result.per_image]
+
+        return paired_difference(values(self.result(name)), values(self.result(IDENTITY)))
+
     def summary_rows(self) -> list[dict]:
         """One dict per method (ranked): mean and std of every metric, cost and budget."""
         rows = []
@@ -678,6 +685,7 @@ class BenchmarkResult:
                 row[f"{key}_mean"], row[f"{key}_std"] = mean, std
             if r.name != IDENTITY and any(x.name == IDENTITY for x in self.results):
                 row["beats_identity"] = self.beats_identity(r.name)
+                row["psnr_gain_over_identity"] = self.gain_over_identity(r.name)
             rows.append(row)
         return rows
 
@@ -708,7 +716,7 @@ class BenchmarkResult:
         header = ["method", *[DISPLAY[c.removeprefix(LUNG_PREFIX)][0] for c in columns]]
         show_bar = region == "whole" and IDENTITY in summaries
         if show_bar:
-            header.append("beats identity (PSNR, BSR sym.)")
+            header += ["Δ PSNR against identity (dB) [95 % CI]", "beats identity (PSNR, BSR sym.)"]
         rows = []
         for r in ranked:
             cells = [r.label]
@@ -719,10 +727,13 @@ class BenchmarkResult:
                 if column in best and math.isclose(mean, best[column], rel_tol=0, abs_tol=1e-12):
                     text = f"{bold[0]}{text}{bold[1]}"
                 cells.append(f"{text} ± {std * scale:.{decimals}f}")
-            if show_bar:
-                cells.append("—" if r.name == IDENTITY else
-                             ("yes" if all(self.beats_identity(r.name).values()) else "**no**" if not html_output
-                              else "<b>no</b>"))
+            if show_bar and r.name == IDENTITY:
+                cells += ["—", "—"]
+            elif show_bar:
+                mean, low, high = self.gain_over_identity(r.name)
+                cells.append(f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]")
+                cells.append("yes" if all(self.beats_identity(r.name).values()) else
+                             "**no**" if not html_output else "<b>no</b>")
             rows.append(cells)
         return header, rows
 
@@ -731,7 +742,8 @@ class BenchmarkResult:
     def leaderboard_markdown(self) -> str:
         """The leaderboard (whole image, lung region, cost) as Markdown tables."""
         parts = [f"Sorted by mean whole-image PSNR, best first; mean ± std over {len(self.samples)} test images; "
-                 f"best mean per column in bold.", "", "### Whole image", "", markdown_table(*self.table("whole"))]
+                 f"best mean per column in bold. The gain over identity is the mean per-image difference with "
+                 f"its paired bootstrap interval.", "", "### Whole image", "", markdown_table(*self.table("whole"))]
         if self._metric_columns("lung"):
             parts += ["", "### Lung region", "", markdown_table(*self.table("lung"))]
         parts += ["", "### Cost", "", markdown_table(*self.table("cost"))]
