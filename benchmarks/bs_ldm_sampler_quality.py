@@ -84,10 +84,6 @@ def sampler_method(objective, sampler: Sampler, budget: evaluate.TrainingBudget,
     return evaluate.Method(sampler.name, sampler.name, "diffusion", predict, budget, device)
 
 
-def per_image(result: evaluate.MethodResult, metric: str) -> np.ndarray:
-    return np.array([row[metric] for row in result.per_image], dtype=float)
-
-
 def summarise(results: dict[str, evaluate.MethodResult], evaluations: dict[str, int],
               margins: dict[str, float]) -> list[dict]:
     """One row per method: means, paired differences with the reference, and the equal-quality verdict."""
@@ -97,10 +93,9 @@ def summarise(results: dict[str, evaluate.MethodResult], evaluations: dict[str, 
         row = {"method": name, "evaluations": evaluations.get(name, 0),
                "seconds_per_image": result.seconds_per_image}
         for metric in COMPARED:
-            row[metric] = float(per_image(result, metric).mean())
+            row[metric] = float(result.values(metric).mean())
             if name != REFERENCE.name:
-                row[f"delta/{metric}"] = evaluate.paired_difference(per_image(result, metric),
-                                                                    per_image(reference, metric))
+                row[f"delta/{metric}"] = evaluate.paired_difference(result.values(metric), reference.values(metric))
         if name not in (REFERENCE.name, evaluate.IDENTITY):
             row["equal_quality"] = all(row[f"delta/{m}"][1] > -margins[m] for m in DECIDING)
         rows.append(row)

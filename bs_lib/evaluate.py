@@ -582,11 +582,14 @@ class MethodResult:
     per_image: list[dict]  # one dict per test image: id, then metrics
     predictions: torch.Tensor  # (N,1,H,W), on the CPU
 
+    def values(self, metric: str) -> np.ndarray:
+        """``metric`` of every test image, in test-split order."""
+        return np.array([row[metric] for row in self.per_image], dtype=float)
+
     def summary(self) -> dict[str, tuple[float, float]]:
         """metric -> (mean, population std) over the test images."""
         keys = [k for k in self.per_image[0] if k != "id"]
-        values = {k: np.array([row[k] for row in self.per_image], dtype=float) for k in keys}
-        return {k: (float(v.mean()), float(v.std())) for k, v in values.items()}
+        return {k: (float(self.values(k).mean()), float(self.values(k).std())) for k in keys}
 
 
 def evaluate_method(method: Method, samples: list[dict], *, batch_size: int = 8, seed: int = 0) -> MethodResult:
@@ -670,10 +673,7 @@ class BenchmarkResult:
 
     def gain_over_identity(self, name: str, metric: str = SORT_KEY) -> tuple[float, float, float]:
         """Mean per-image gain of ``name`` over doing nothing, with its paired 95 % bootstrap interval."""
-        def values(result: MethodResult) -> list[float]:
-            return [row[metric] for row in result.per_image]
-
-        return paired_difference(values(self.result(name)), values(self.result(IDENTITY)))
+        return paired_difference(self.result(name).values(metric), self.result(IDENTITY).values(metric))
 
     def summary_rows(self) -> list[dict]:
         """One dict per method (ranked): mean and std of every metric, cost and budget."""

@@ -25,7 +25,6 @@ Nothing is overwritten unless ``--overwrite`` is given.
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch
 
 from bs_lib import io
 from bs_lib.diffusion import SAMPLERS, THRESHOLDS
+from bs_lib.evaluate import accepts_generator
 
 SUPPORTED = set(io.SUPPORTED_SUFFIXES)
 
@@ -58,11 +58,6 @@ def load_suppressor(checkpoint: str | Path, device: str | torch.device | None = 
     return objective.to(detect_device() if device is None else torch.device(device)).eval(), config
 
 
-def samples(objective) -> bool:
-    """True for a diffusion model (its ``predict`` draws noise: it takes a generator and sampling options)."""
-    return "generator" in inspect.signature(objective.predict).parameters
-
-
 @torch.no_grad()
 def suppress_image(objective, image: np.ndarray, working_size: int, seed: int = 0, **sampling) -> np.ndarray:
     """(1, H, W) radiograph in [0, 1] → (1, H, W) soft-tissue estimate, at the input's size.
@@ -72,7 +67,7 @@ def suppress_image(objective, image: np.ndarray, working_size: int, seed: int = 
     device = next(objective.parameters()).device
     small = io.resize(image, (working_size, working_size))
     cxr = torch.as_tensor(small, device=device)[None]
-    if samples(objective):
+    if accepts_generator(objective.predict):  # a diffusion model: it draws noise
         soft = objective.predict(cxr, torch.Generator(device=device).manual_seed(seed), **sampling)
     else:
         soft = objective.predict(cxr)
@@ -147,7 +142,7 @@ def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, wo
     sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
         raise ValueError(f"--steps must be at least 1, got {sampling['sampling_steps']}.")
-    if sampling and not samples(objective):
+    if sampling and not accepts_generator(objective.predict):
         raise ValueError(f"--sampler, --steps and --threshold apply to diffusion checkpoints (BS-LDM); "
                          f"{checkpoint} is a {config.method!r} model, which predicts in one pass: drop them.")
     size = working_size or config.image_size
