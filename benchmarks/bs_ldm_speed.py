@@ -124,7 +124,8 @@ def main() -> None:
                      ("bf16, cached latents", True, False, True)]
     for label, bf16, channels_last, cached in [] if args.skip_training else variants:
         speed, peak = training_speed(args.preset, device, args.batch, bf16, channels_last, args.train_steps, cached)
-        print(f"training, batch {args.batch}, {label}: {speed:.2f} images/s, peak {peak:.1f} GiB")
+        print(f"training, batch {args.batch}, {label}: {speed:.3g} images/s ({1 / speed:.3g} s per image), "
+              f"peak {peak:.1f} GiB")
     runs = [(f"DDIM 50 + TAT, batch {batch}" + (", bf16 + channels-last" if fast else ""),
              batch, "ddim", 50, fast, args.compile if fast else None) for batch in (1, args.sample_batch)]
     if not args.skip_ddpm:  # last: the slowest

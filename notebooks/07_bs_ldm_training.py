@@ -321,7 +321,9 @@ assert offset.mean(dim=(2, 3)).std() > 1.5 * plain.mean(dim=(2, 3)).std()  # at 
 # The autoencoder is frozen, so a pair's latents never change: `cache_latents` encodes
 # every pair once before the first step instead of twice per step. At 1024² that
 # encoding is about four times the UNet's own arithmetic, so stage 2 trains several
-# times faster on the same hardware, with the same result.
+# times faster on the same hardware, with the same result: measured on a CPU, 2.8×
+# for the paper's model at 1024² and 4.9× for the `colab` model
+# (`benchmarks/results/bs_ldm_gpu.md`).
 #
 # The `colab` and `full` configs say `mixed_precision: auto`: bf16 on GPUs with
 # bf16 hardware (A100, L4, H100), fp16 with loss scaling on older ones such as

@@ -541,6 +541,40 @@ def test_two_processes_on_cpu_end_with_identical_weights(tmp_path):
     assert not torch.allclose(ranks[0]["net.0.weight"], tiny_train.TinyRegression().net[0].weight)  # it trained
 
 
+def test_bs_ldm_trains_on_two_processes_with_cached_latents(tmp_path):
+    """The `full` recipe's multi-GPU path in miniature: each process caches the latents, DDP keeps ranks equal."""
+    from safetensors.torch import save_file
+
+    from bs_lib.models.vqgan import MLVQGAN, VQGAN_PRESETS
+
+    launcher = Path(PYTHON).with_name("accelerate")
+    if not launcher.exists():
+        pytest.skip("the accelerate launcher is not installed beside this Python")
+    torch.manual_seed(0)
+    autoencoder = {k: v.contiguous() for k, v in MLVQGAN(VQGAN_PRESETS["smoke"], prefer_lpips=False)
+                   .state_dict().items()}
+    save_file(autoencoder, str(tmp_path / "model.safetensors"))
+    config = TrainConfig(name="bs-ldm-ddp", method="bs_ldm", image_size=32, batch_size=2, steps=3, lr=1e-3,
+                         output_dir=str(tmp_path / "runs"), data="tiny_train:build_dataset",
+                         data_args={"num_images": 8}, method_args={
+                             "preset": "smoke", "autoencoder": str(tmp_path / "model.safetensors"),
+                             "cache_latents": True})
+    config.to_yaml(tmp_path / "ddp.yaml")
+    launched = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+         str(FIXTURES / "tiny_train.py"), str(tmp_path / "ddp.yaml"), str(tmp_path)],
+        env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    ranks = [load_file(tmp_path / f"rank-{rank}.safetensors") for rank in range(2)]
+    assert_same_weights(ranks[0], ranks[1])
+    for name, value in autoencoder.items():  # the frozen stage 1 is untouched
+        assert torch.equal(ranks[0][f"autoencoder.{name}"], value), name
+    last_layer = "unet.head.2.weight"  # zero-initialised: non-zero only if the UNet trained
+    assert ranks[0][last_layer].abs().sum() > 0
+
+
 def test_a_finished_run_is_reused_only_for_the_exact_same_config(tmp_path):
     config = tiny_config(tmp_path)
     assert train.finished_run(config) is None
