@@ -227,21 +227,38 @@ def make_threshold(kind: str | None, **options) -> Threshold:
 # --------------------------------------------------------------------------- sampling
 
 
-def sampling_timesteps(num_train_steps: int, num_steps: int | None) -> list[int]:
-    r"""``num_steps`` decreasing timesteps ending at 0, one every ``T // num_steps`` ("leading" spacing).
+SPACINGS = ("leading", "trailing")
 
-    ``None`` (or ``T``) gives every step from :math:`T-1`, the full DDPM chain.
-    A shorter chain starts at :math:`T - T/n` rather than :math:`T-1`: with the
-    cosine schedule :math:`\bar\alpha_{T-1} \approx 2.5\cdot10^{-9}`, where
-    :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}`
-    multiplies the network's error by about :math:`2\cdot10^4`, and a few-step
-    sampler carries that error far. The full chain survives it because its first
-    posterior steps barely weigh :math:`\hat x_0` (and BS-LDM clamps it).
+
+def sampling_timesteps(num_train_steps: int, num_steps: int | None, spacing: str = "trailing") -> list[int]:
+    r"""``num_steps`` decreasing timesteps of a shorter chain, placed by ``spacing``.
+
+    ``None`` (or ``T``) gives every step from :math:`T-1`, the full DDPM chain,
+    whatever the spacing. A shorter chain of :math:`n` steps takes one every
+    :math:`T/n`:
+
+    * ``"leading"`` ends at 0 and starts at :math:`T - T/n`. With the cosine
+      schedule :math:`\bar\alpha_{T-1} \approx 2.5\cdot10^{-9}`, where
+      :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}`
+      multiplies the network's error by about :math:`2\cdot10^4`; starting lower
+      avoids that, at the price of treating pure noise as if it held a little
+      signal (:math:`\sqrt{\bar\alpha} = 0.076` at :math:`t = 950`, the start of 20 steps).
+    * ``"trailing"`` (the default) starts at :math:`T-1`, where pure noise
+      belongs, and ends at :math:`T/n - 1` (Lin et al., 2024, "Common diffusion
+      noise schedules and sample steps are flawed"); its first :math:`\hat x_0`
+      needs a threshold. With a perfect denoiser it samples the data's mean at
+      any step count, where 5 leading steps miss it (``tests/test_diffusion.py``),
+      and BS-LDM scores better with it at every step count
+      (``benchmarks/results/bs_ldm_samplers_smoke_128.md``).
     """
+    if spacing not in SPACINGS:
+        raise ValueError(f"Unknown timestep spacing {spacing!r}: choose one of {', '.join(SPACINGS)}.")
     if num_steps is None or num_steps >= num_train_steps:
         return list(range(num_train_steps - 1, -1, -1))
     if num_steps < 1:
         raise ValueError("num_steps must be at least 1")
+    if spacing == "trailing":
+        return [round(num_train_steps - index * num_train_steps / num_steps) - 1 for index in range(num_steps)]
     stride = num_train_steps // num_steps
     return [index * stride for index in range(num_steps)][::-1]
 
@@ -326,6 +343,7 @@ def sample(
     *,
     method: str = "ddim",
     num_steps: int | None = 50,
+    spacing: str = "trailing",
     eta: float = 0.0,
     threshold: Threshold | None = None,
     generator: torch.Generator | None = None,
@@ -339,6 +357,7 @@ def sample(
     ``method="ddpm"`` with ``num_steps=None`` is the full 1000-step ancestral
     sampler of BS-LDM; ``method="ddim"`` and ``method="dpm++2m"``
     (DPM-Solver++, second order) take any number of steps.
+    ``spacing`` places a shorter chain's steps (:func:`sampling_timesteps`).
     ``snapshots`` keeps that many predicted :math:`\\hat x_0` along the way for
     figures of the sampling trajectory. Same ``generator`` seed, same sample.
     """
@@ -347,7 +366,7 @@ def sample(
     if method not in SAMPLERS:
         raise ValueError(f"Unknown sampler {method!r}: choose one of {', '.join(SAMPLERS)}.")
     threshold = threshold or NoThreshold()
-    timesteps = sampling_timesteps(schedule.num_steps, num_steps)
+    timesteps = sampling_timesteps(schedule.num_steps, num_steps, spacing)
     keep = set(torch.linspace(0, len(timesteps) - 1, snapshots).round().long().tolist()) if snapshots else set()
     x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
     trajectory = []

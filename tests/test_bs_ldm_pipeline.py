@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bs_lib import io
+from bs_lib import cli, io
 from bs_lib.configs import load_config
 from bs_lib.models.ldm import ConditionalLDM
 from bs_lib.suppress import collect_inputs, load_suppressor, suppress_files
@@ -90,14 +90,17 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
     run_dir, _ = trained
     image = tmp_path / "a.png"
     _write(image, np.random.default_rng(2).uniform(0.2, 0.8, (64, 64)), 8)
-    options = {"sampler": "dpm++2m", "sampling_steps": 5, "threshold": None}  # None: the checkpoint's own
     suppress_files(run_dir, [image], tmp_path / "config", figures=False, device="cpu")
-    suppress_files(run_dir, [image], tmp_path / "dpm", figures=False, device="cpu", sampling=options)
+    assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / "dpm"), "--no-figures",
+                     "--device", "cpu", "--sampler", "dpm++2m", "--steps", "5", "--spacing", "leading"]) == 0
     own, _ = io.read_image(tmp_path / "config" / "a_suppressed.png")
     changed, _ = io.read_image(tmp_path / "dpm" / "a_suppressed.png")
     objective, _ = load_suppressor(run_dir, device="cpu")
-    expected = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5)
+    expected = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5,
+                              spacing="leading")
+    trailing = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5)
     assert np.abs(changed - expected).max() <= 1 / 255 + 1e-6 and np.abs(changed - own).max() > 1 / 255
+    assert np.abs(changed - trailing).max() > 1 / 255  # the spacing was passed on
     with pytest.raises(ValueError, match="--steps must be at least 1"):
         suppress_files(run_dir, [image], tmp_path / "zero", device="cpu", sampling={"sampling_steps": 0})
 

@@ -50,11 +50,16 @@ def test_a_ddim_step_equals_monai(t):
     assert torch.allclose(mine, expected, atol=1e-4)
 
 
-def test_timesteps_walk_the_whole_chain_or_evenly_spaced_steps_to_zero():
+def test_timesteps_walk_the_whole_chain_or_evenly_spaced_steps():
     assert D.sampling_timesteps(1000, None) == list(range(999, -1, -1))
-    assert D.sampling_timesteps(1000, 5) == [800, 600, 400, 200, 0]
+    assert D.sampling_timesteps(1000, 5, "leading") == [800, 600, 400, 200, 0]
+    assert D.sampling_timesteps(1000, 5) == [999, 799, 599, 399, 199]  # trailing, the default
+    assert D.sampling_timesteps(1000, 3, "trailing") == [999, 666, 332]
+    assert D.sampling_timesteps(1000, None, "trailing") == D.sampling_timesteps(1000, None)  # the full chain
     with pytest.raises(ValueError):
         D.sampling_timesteps(1000, 0)
+    with pytest.raises(ValueError, match="leading, trailing"):
+        D.sampling_timesteps(1000, 5, "middle")
 
 
 def test_offset_noise_adds_one_constant_per_sample_and_channel():
@@ -109,7 +114,7 @@ def test_a_tight_threshold_limits_the_result_and_snapshots_are_kept():
     result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, num_steps=11,
                       threshold=D.StaticThreshold(1.0), snapshots=3, show_progress=False)
     assert result.sample.max().item() == pytest.approx(1.0, abs=1e-3)
-    assert [t for t, _ in result.trajectory] == [900, 450, 0]  # first, middle and last of 11 steps
+    assert [t for t, _ in result.trajectory] == [999, 544, 90]  # first, middle and last of 11 trailing steps
 
 
 def test_sampling_is_deterministic_with_a_seed():
@@ -150,6 +155,24 @@ def test_dpm_solver_follows_the_exact_path_closer_than_ddim(steps, error_ratio):
                           generator=torch.Generator().manual_seed(0), show_progress=False)
         error[method] = (result.sample - exact).abs().max().item()
     assert error["dpm++2m"] < error_ratio * error["ddim"], error  # second order against first order
+
+
+@pytest.mark.parametrize("method", ["ddim", "dpm++2m"])
+def test_trailing_steps_start_from_pure_noise_so_even_five_steps_sample_the_right_mean(method):
+    """A perfect denoiser, clean values ~ N(0.7, 0.4²): where the chain starts decides the mean it samples.
+
+    A leading chain of 5 steps starts at t = 800, where it treats pure noise as holding
+    √ᾱ₈₀₀ ≈ 0.3 of signal, and pulls every sample towards 0; a trailing chain starts at t = 999.
+    """
+    mu, s, shape = 0.7, 0.4, (64, 4, 16, 16)
+
+    def mean_of_samples(steps, spacing):
+        return D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, method=method, num_steps=steps, spacing=spacing,
+                        generator=torch.Generator().manual_seed(0), show_progress=False).sample.mean().item()
+
+    for steps in (5, 20):
+        assert abs(mean_of_samples(steps, "trailing") - mu) < 0.005
+    assert abs(mean_of_samples(5, "leading") - mu) > 0.05
 
 
 def test_unknown_samplers_are_refused_with_the_choices():

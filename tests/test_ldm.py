@@ -137,7 +137,8 @@ def test_the_autoencoder_stays_frozen_and_only_the_unet_trains(autoencoder):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [({"condition": "scaled"}, "condition must be"), ({"offset_noise": -0.1}, "non-negative"),
-     ({"threshold": "imagen"}, "Unknown threshold"), ({"sampler": "euler"}, "sampler must be one of")],
+     ({"threshold": "imagen"}, "Unknown threshold"), ({"sampler": "euler"}, "sampler must be one of"),
+     ({"spacing": "middle"}, "spacing must be one of")],
 )
 def test_bad_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -62,7 +62,9 @@ class DiffusionSettings:
 
     ``offset_noise`` is λ (0 turns it off); ``condition`` is ``"clean"`` or
     ``"official"``; ``threshold`` is ``"tat"``, ``"static"``, ``"dynamic"`` or
-    ``"none"``, with its options in ``threshold_options``.
+    ``"none"``, with its options in ``threshold_options``. ``sampler``,
+    ``sampling_steps`` and ``spacing`` (``"leading"`` or ``"trailing"``, see
+    :func:`bs_lib.diffusion.sampling_timesteps`) choose the sampling chain.
     """
 
     num_train_steps: int = 1000
@@ -70,6 +72,7 @@ class DiffusionSettings:
     condition: str = "clean"
     sampler: str = "ddim"
     sampling_steps: int | None = 50
+    spacing: str = "trailing"
     eta: float = 0.0
     threshold: str = "tat"
     threshold_options: dict = field(default_factory=lambda: {"omega": 1.4, "rate": 0.003})
@@ -81,6 +84,8 @@ class DiffusionSettings:
             raise ValueError("offset_noise (λ) must be non-negative")
         if self.sampler not in diffusion.SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(diffusion.SAMPLERS)}, not {self.sampler!r}")
+        if self.spacing not in diffusion.SPACINGS:
+            raise ValueError(f"spacing must be one of {', '.join(diffusion.SPACINGS)}, not {self.spacing!r}")
         diffusion.make_threshold(self.threshold, **self.threshold_options)  # fail early on a bad name
 
 
@@ -166,12 +171,13 @@ class ConditionalLDM(Objective):
         s = self.settings
         kind = overrides.pop("threshold", s.threshold)
         options = overrides.pop("threshold_options", s.threshold_options if kind == s.threshold else {})
-        unknown = set(overrides) - {"sampler", "sampling_steps", "eta"}
+        unknown = set(overrides) - {"sampler", "sampling_steps", "spacing", "eta"}
         if unknown:
             raise TypeError(f"unknown sampling option(s) {sorted(unknown)}")
         return diffusion.sample(self.denoiser(z_cxr), tuple(z_cxr.shape), self.schedule,
                                 method=overrides.get("sampler", s.sampler),
                                 num_steps=overrides.get("sampling_steps", s.sampling_steps),
+                                spacing=overrides.get("spacing", s.spacing),
                                 eta=overrides.get("eta", s.eta), threshold=diffusion.make_threshold(kind, **options),
                                 generator=generator, device=z_cxr.device, dtype=z_cxr.dtype, snapshots=snapshots)
 
