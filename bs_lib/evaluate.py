@@ -463,11 +463,13 @@ def load_test_samples(dataset: str, image_size: int, seed: int, num_images: int 
     """The test samples every method is measured on: the dataset's test split, first ``num_images``.
 
     With ``split_file`` (written by :func:`bs_lib.datasets.save_split`), only
-    the test patients listed there are kept.
+    the test patients listed there are kept. The phantom's test split is as
+    long as asked (40 images by default); longer ones start with the same 40.
     """
     from bs_lib.datasets import get_dataset, load_split
 
-    test_set = get_dataset(dataset, split="test", size=image_size, seed=seed)
+    longer = {"num_images": num_images} if dataset == "phantom" and num_images else {}
+    test_set = get_dataset(dataset, split="test", size=image_size, seed=seed, **longer)
     allowed = set(load_split(split_file)["splits"]["test"]) if split_file is not None else None
     samples = []
     for index in range(len(test_set)):

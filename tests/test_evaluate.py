@@ -144,6 +144,15 @@ def test_published_table_is_labelled_and_kept_apart(bench):
         evaluate.published_table("CheXpert")
 
 
+def test_a_longer_phantom_test_split_starts_with_the_default_one():
+    default = evaluate.load_test_samples("phantom", 64, 0, None)
+    longer = evaluate.load_test_samples("phantom", 64, 0, len(default) + 5)
+    assert len(longer) == len(default) + 5
+    assert [s["id"] for s in longer[:len(default)]] == [s["id"] for s in default]
+    assert torch.equal(longer[len(default) - 1]["cxr"], default[-1]["cxr"])
+    assert len({s["id"] for s in longer}) == len(longer)
+
+
 def test_bad_method_names_get_a_clear_error():
     with pytest.raises(ValueError, match=r"Unknown benchmark method\(s\) \['unnet'\]: choose from identity"):
         evaluate.check_method_names(["unnet"])
