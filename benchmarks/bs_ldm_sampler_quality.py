@@ -12,6 +12,9 @@ image is then sampled with
   scores: the floor of any comparison); and DDPM 1 000 without thresholding;
 * DDIM (η = 0) with each of ``--ddim-steps`` steps, and DPM-Solver++(2M), the second-order solver of
   the same path, with each of ``--dpm-steps``; each with TAT (rescaled to the step count) and without,
+  on "leading" timesteps (the chain starts at T − T/n and ends at 0);
+* both again with TAT on "trailing" timesteps (the chain starts at T − 1, where pure noise belongs;
+  :func:`bs_lib.diffusion.sampling_timesteps`), with each of ``--trailing-steps``,
 
 all from the same seed, and measured with :mod:`bs_lib.metrics` beside the identity baseline.
 Each sampler is compared with the reference image by image: the mean paired difference and its
@@ -26,6 +29,7 @@ here too, on whatever device runs the script. Results belong in ``benchmarks/res
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -48,6 +52,7 @@ class Sampler:
     steps: int | None  # None: every one of the schedule's 1 000 steps
     threshold: str  # "tat" or "none"
     seed_offset: int = 0  # another draw of the same sampler
+    spacing: str = "leading"  # where a shorter chain's steps lie: "leading" or "trailing"
 
     @property
     def evaluations(self) -> int:
@@ -55,22 +60,30 @@ class Sampler:
 
     @property
     def name(self) -> str:
-        name = f"{self.method.upper()} {self.evaluations}" + (" + TAT" if self.threshold == "tat" else "")
+        name = f"{self.method.upper()} {self.evaluations}" + (f" {self.spacing}" if self.steps else "")
+        name += " + TAT" if self.threshold == "tat" else ""
         return name + (f", seed +{self.seed_offset}" if self.seed_offset else "")
 
 
 REFERENCE = Sampler("ddpm", None, "tat")
 
 
-FAST = {"DDIM": "tab:blue", "DPM++2M": "tab:orange"}  # the few-step samplers, as rows name them: colour
+FAST = {"ddim": "tab:blue", "dpm++2m": "tab:orange"}  # the few-step samplers: colour
+CURVES = {("leading", "tat"): {"marker": "o", "linestyle": "-"},  # (spacing, threshold): line style
+          ("leading", "none"): {"marker": "s", "linestyle": "--", "alpha": 0.6},
+          ("trailing", "tat"): {"marker": "^", "linestyle": "-.", "markerfacecolor": "white"}}
 
 
-def samplers(ddim_steps: list[int], dpm_steps: list[int] = ()) -> list[Sampler]:
-    """The reference, a second draw of it, DDPM without thresholding, then DDIM and DPM-Solver++, many steps to few."""
+def samplers(ddim_steps: list[int], dpm_steps: list[int] = (), trailing_steps: list[int] = ()) -> list[Sampler]:
+    """The reference, a second draw of it, DDPM without thresholding, then DDIM and DPM-Solver++, many steps to few:
+    on leading timesteps with TAT and without, then on trailing timesteps with TAT."""
     chosen = [REFERENCE, Sampler("ddpm", None, "tat", seed_offset=1), Sampler("ddpm", None, "none")]
     for method, step_counts in (("ddim", ddim_steps), ("dpm++2m", dpm_steps)):
         for steps in sorted(set(step_counts), reverse=True):
             chosen += [Sampler(method, steps, "tat"), Sampler(method, steps, "none")]
+    for method in ("ddim", "dpm++2m"):
+        chosen += [Sampler(method, steps, "tat", spacing="trailing") for steps in sorted(set(trailing_steps),
+                                                                                         reverse=True)]
     return chosen
 
 
@@ -79,19 +92,22 @@ def sampler_method(objective, sampler: Sampler, budget: evaluate.TrainingBudget,
 
     def predict(cxr, masks, generator):
         return objective.predict(cxr, generator, sampler=sampler.method, sampling_steps=sampler.steps,
-                                 threshold=sampler.threshold)
+                                 spacing=sampler.spacing, threshold=sampler.threshold)
 
     return evaluate.Method(sampler.name, sampler.name, "diffusion", predict, budget, device)
 
 
-def summarise(results: dict[str, evaluate.MethodResult], evaluations: dict[str, int],
+def summarise(results: dict[str, evaluate.MethodResult], chosen: dict[str, Sampler],
               margins: dict[str, float]) -> list[dict]:
     """One row per method: means, paired differences with the reference, and the equal-quality verdict."""
     reference = results[REFERENCE.name]
     rows = []
     for name, result in results.items():
-        row = {"method": name, "evaluations": evaluations.get(name, 0),
+        sampler = chosen.get(name)
+        row = {"method": name, "evaluations": sampler.evaluations if sampler else 0,
                "seconds_per_image": result.seconds_per_image}
+        if sampler:
+            row |= {"sampler": sampler.method, "spacing": sampler.spacing, "threshold": sampler.threshold}
         for metric in COMPARED:
             row[metric] = float(result.values(metric).mean())
             if name != REFERENCE.name:
@@ -137,21 +153,21 @@ def figure(rows: list[dict], margins: dict[str, float], path: Path) -> None:
 
     by_name = {row["method"]: row for row in rows}
     fig, (quality, gap) = plt.subplots(1, 2, figsize=(11, 4))
-    fast = [r for r in rows if r["method"].split()[0] in FAST]
-    series = [(family, threshold, style) for family, color in FAST.items()
-              for threshold, style in (("tat", {"color": color, "marker": "o", "linestyle": "-"}),
-                                       ("none", {"color": color, "marker": "s", "linestyle": "--", "alpha": 0.6}))]
-    for family, threshold, style in series:
-        own = sorted((r for r in fast if r["method"].split()[0] == family and (" + TAT" in r["method"]) ==
-                      (threshold == "tat")), key=lambda r: r["evaluations"])
+    fast = [r for r in rows if r.get("sampler") in FAST]
+    series = list(itertools.product(FAST.items(), CURVES.items()))
+    for number, ((sampler, color), ((spacing, threshold), style)) in enumerate(series):
+        own = sorted((r for r in fast if (r["sampler"], r["spacing"], r["threshold"]) == (sampler, spacing, threshold)),
+                     key=lambda r: r["evaluations"])
         if not own:
             continue
-        label = f"{family} + TAT" if threshold == "tat" else f"{family}, no threshold"
+        label = f"{sampler.upper()} {spacing}" + (" + TAT" if threshold == "tat" else ", no threshold")
+        style = {"color": color, **style}
         steps = [r["evaluations"] for r in own]
         quality.plot(steps, [r["psnr"] for r in own], label=label, **style)
         means = np.array([r["delta/psnr"] for r in own])
-        gap.errorbar(steps, means[:, 0], yerr=[means[:, 0] - means[:, 1], means[:, 2] - means[:, 0]],
-                     capsize=3, label=label, **style)
+        dodge = 1.04 ** (number - (len(series) - 1) / 2)  # side by side, so that the intervals stay readable
+        gap.errorbar([step * dodge for step in steps], means[:, 0],
+                     yerr=[means[:, 0] - means[:, 1], means[:, 2] - means[:, 0]], capsize=3, label=label, **style)
     identity = by_name[evaluate.IDENTITY]["psnr"]
     bottom = identity - 1.0
     redraw = Sampler("ddpm", None, "tat", seed_offset=1).name
@@ -183,7 +199,10 @@ def figure(rows: list[dict], margins: dict[str, float], path: Path) -> None:
     gap.set(xscale="log", xlabel="sampling steps", ylabel=f"Δ PSNR against {REFERENCE.name} (dB)",
             title="paired difference, 95 % bootstrap interval")
     gap.legend(fontsize=8)
-    few_steps = sorted({r["evaluations"] for r in fast})
+    few_steps = []
+    for steps in sorted({r["evaluations"] for r in fast}):  # labels far enough apart to read on a log axis
+        if not few_steps or steps >= 1.5 * few_steps[-1]:
+            few_steps.append(steps)
     for axes, ticks in ((quality, [*few_steps, 1000]), (gap, few_steps)):
         axes.set_xticks(ticks, [str(t) for t in ticks])
         axes.minorticks_off()
@@ -201,6 +220,8 @@ def main() -> int:
     parser.add_argument("--num-test", type=int, default=40, help="phantom test images")
     parser.add_argument("--ddim-steps", type=int, nargs="+", default=[250, 100, 50, 20, 10, 5])
     parser.add_argument("--dpm-steps", type=int, nargs="*", default=[50, 20, 10, 5])
+    parser.add_argument("--trailing-steps", type=int, nargs="*", default=[50, 25, 20, 10, 5],
+                        help="DDIM and DPM-Solver++ with TAT on trailing timesteps")
     parser.add_argument("--margin-psnr", type=float, default=0.1, help="dB")
     parser.add_argument("--margin-bsr", type=float, default=0.5, help="percentage points")
     parser.add_argument("--batch-size", type=int, default=10)
@@ -226,14 +247,14 @@ def main() -> int:
                                                  runs=args.runs_dir, steps_scale=args.steps_scale)
     objective, _ = load_suppressor(checkpoint, device)
     results = {evaluate.IDENTITY: evaluate.evaluate_method(evaluate.identity_method(), samples)}
-    chosen = samplers(args.ddim_steps, args.dpm_steps)
+    chosen = samplers(args.ddim_steps, args.dpm_steps, args.trailing_steps)
     for sampler in chosen:
         print(f"sampling {len(samples)} images with {sampler.name} ...", flush=True)
         method = sampler_method(objective, sampler, budget, device)
         results[sampler.name] = evaluate.evaluate_method(method, samples, batch_size=args.batch_size,
                                                          seed=args.seed + sampler.seed_offset)
     margins = {"psnr": args.margin_psnr, "bsr_symmetric": args.margin_bsr / 100}
-    rows = summarise(results, {s.name: s.evaluations for s in chosen}, margins)
+    rows = summarise(results, {s.name: s for s in chosen}, margins)
     table = markdown(rows, margins)
     command = "python " + shlex.join(sys.argv)
     setting = (f"- model: {checkpoint} ({budget.describe()})\n"

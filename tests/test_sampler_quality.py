@@ -35,25 +35,30 @@ def test_equal_quality_is_a_non_inferiority_verdict(study):
     psnr = rng.uniform(28, 36, 40)  # images spread over 8 dB
     bsr = rng.uniform(0.6, 0.9, 40)
     reference = study.REFERENCE.name
+    ddim50, ddim5, ddim20 = (study.Sampler("ddim", steps, "tat") for steps in (50, 5, 20))
     results = {IDENTITY: scored(IDENTITY, psnr - 5, bsr - 0.5),
                reference: scored(reference, psnr, bsr),
-               "DDIM 50 + TAT": scored("DDIM 50 + TAT", psnr - 0.03 + rng.normal(0, 0.05, 40), bsr),
-               "DDIM 5 + TAT": scored("DDIM 5 + TAT", psnr - 0.4 + rng.normal(0, 0.05, 40), bsr),
-               "DDIM 20 + TAT": scored("DDIM 20 + TAT", psnr, bsr - 0.02)}
+               ddim50.name: scored(ddim50.name, psnr - 0.03 + rng.normal(0, 0.05, 40), bsr),
+               ddim5.name: scored(ddim5.name, psnr - 0.4 + rng.normal(0, 0.05, 40), bsr),
+               ddim20.name: scored(ddim20.name, psnr, bsr - 0.02)}
     margins = {"psnr": 0.1, "bsr_symmetric": 0.005}
-    rows = {row["method"]: row for row in study.summarise(results, {"DDIM 50 + TAT": 50}, margins)}
-    assert rows["DDIM 50 + TAT"]["equal_quality"]  # 0.03 dB worse on average: within the 0.1 dB margin
-    assert not rows["DDIM 5 + TAT"]["equal_quality"]  # 0.4 dB worse
-    assert not rows["DDIM 20 + TAT"]["equal_quality"]  # PSNR equal but 2 BSR points worse
+    chosen = {sampler.name: sampler for sampler in (study.REFERENCE, ddim50, ddim5, ddim20)}
+    rows = {row["method"]: row for row in study.summarise(results, chosen, margins)}
+    assert rows[ddim50.name]["equal_quality"]  # 0.03 dB worse on average: within the 0.1 dB margin
+    assert not rows[ddim5.name]["equal_quality"]  # 0.4 dB worse
+    assert not rows[ddim20.name]["equal_quality"]  # PSNR equal but 2 BSR points worse
     assert "equal_quality" not in rows[reference] and "equal_quality" not in rows[IDENTITY]
-    assert rows["DDIM 50 + TAT"]["evaluations"] == 50
+    assert rows[ddim50.name]["evaluations"] == 50 and rows[reference]["evaluations"] == 1000
+    assert (rows[ddim50.name]["sampler"], rows[ddim50.name]["spacing"]) == ("ddim", "leading")
     table = study.markdown(list(rows.values()), margins)
-    assert "| DDIM 50 + TAT | 50 |" in table and "**yes**" in table and "reference" in table
+    assert "| DDIM 50 leading + TAT | 50 |" in table and "**yes**" in table and "reference" in table
 
 
 def test_the_reference_is_the_official_sampler_and_comes_first(study):
-    chosen = study.samplers([10, 50, 10])
+    chosen = study.samplers([10, 50, 10], trailing_steps=[20])
     assert chosen[0] == study.REFERENCE == study.Sampler("ddpm", None, "tat")
+    assert chosen[0].name == "DDPM 1000 + TAT"  # a full chain has no spacing to name
     assert chosen[1].name == "DDPM 1000 + TAT, seed +1"  # sampling noise alone: the floor of every comparison
-    assert [s.name for s in chosen[3:]] == ["DDIM 50 + TAT", "DDIM 50", "DDIM 10 + TAT", "DDIM 10"]
+    assert [s.name for s in chosen[3:]] == ["DDIM 50 leading + TAT", "DDIM 50 leading", "DDIM 10 leading + TAT",
+                                            "DDIM 10 leading", "DDIM 20 trailing + TAT", "DPM++2M 20 trailing + TAT"]
     assert chosen[0].evaluations == 1000
