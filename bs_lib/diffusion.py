@@ -230,26 +230,30 @@ def make_threshold(kind: str | None, **options) -> Threshold:
 SPACINGS = ("leading", "trailing")
 
 
-def sampling_timesteps(num_train_steps: int, num_steps: int | None, spacing: str = "trailing") -> list[int]:
+def sampling_timesteps(num_train_steps: int, num_steps: int | None, spacing: str = "leading") -> list[int]:
     r"""``num_steps`` decreasing timesteps of a shorter chain, placed by ``spacing``.
 
     ``None`` (or ``T``) gives every step from :math:`T-1`, the full DDPM chain,
     whatever the spacing. A shorter chain of :math:`n` steps takes one every
     :math:`T/n`:
 
-    * ``"leading"`` ends at 0 and starts at :math:`T - T/n`. With the cosine
+    * ``"leading"`` (the default here) ends at 0 and starts at :math:`T - T/n`. With the cosine
       schedule :math:`\bar\alpha_{T-1} \approx 2.5\cdot10^{-9}`, where
       :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}`
       multiplies the network's error by about :math:`2\cdot10^4`; starting lower
       avoids that, at the price of treating pure noise as if it held a little
       signal (:math:`\sqrt{\bar\alpha} = 0.076` at :math:`t = 950`, the start of 20 steps).
-    * ``"trailing"`` (the default) starts at :math:`T-1`, where pure noise
-      belongs, and ends at :math:`T/n - 1` (Lin et al., 2024, "Common diffusion
-      noise schedules and sample steps are flawed"); its first :math:`\hat x_0`
-      needs a threshold. With a perfect denoiser it samples the data's mean at
-      any step count, where 5 leading steps miss it (``tests/test_diffusion.py``),
-      and BS-LDM scores better with it at every step count
-      (``benchmarks/results/bs_ldm_samplers_smoke_128.md``).
+    * ``"trailing"`` starts at :math:`T-1`, where pure noise belongs, and ends
+      at :math:`T/n - 1` (Lin et al., 2024, "Common diffusion noise schedules and
+      sample steps are flawed"). With a perfect denoiser it samples the data's
+      mean at any step count, where 5 leading steps miss it
+      (``tests/test_diffusion.py``). With a trained one its first :math:`\hat x_0`
+      carries the :math:`2\cdot10^4`-fold error, so it needs a threshold on
+      :math:`\hat x_0`, as the full 1 000-step chain does. BS-LDM has one (TAT)
+      and scores better on trailing timesteps at every step count
+      (``benchmarks/results/bs_ldm_samplers_smoke_128.md``), so
+      :class:`bs_lib.models.ldm.DiffusionSettings` default to them; without a
+      threshold, keep the leading default.
     """
     if spacing not in SPACINGS:
         raise ValueError(f"Unknown timestep spacing {spacing!r}: choose one of {', '.join(SPACINGS)}.")
@@ -343,7 +347,7 @@ def sample(
     *,
     method: str = "ddim",
     num_steps: int | None = 50,
-    spacing: str = "trailing",
+    spacing: str = "leading",
     eta: float = 0.0,
     threshold: Threshold | None = None,
     generator: torch.Generator | None = None,

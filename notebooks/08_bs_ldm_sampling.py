@@ -264,9 +264,12 @@ speed[["sampler", "steps", "s/image", "psnr", "bsr_symmetric"]].round(4)
 # holds no signal, but its first step reads 31 % of a signal that is not there,
 # and every sample is pulled towards zero. *Trailing* spacing starts at
 # $t = T - 1$, where pure noise belongs, and stops at $t = T/n - 1$, whose
-# $\hat x_0$ is the answer (Lin et al., 2024). The course samples on trailing
-# timesteps by default (`spacing` in `DiffusionSettings`, `--spacing` for
-# `python -m bs_lib sample`).
+# $\hat x_0$ is the answer (Lin et al., 2024). Starting there has a price: at
+# $t = 999$ the first $\hat x_0$ carries the network's error twenty-thousand-fold,
+# as in the full chain, and only a threshold keeps it in range. BS-LDM has one, so
+# its settings sample on trailing timesteps by default (`spacing` in
+# `DiffusionSettings`, `--spacing` for `python -m bs_lib sample`), while the bare
+# `diffusion.sample`, which thresholds nothing unless told, keeps leading ones.
 #
 # The effect shows without any network. When every clean value is drawn from
 # $\mathcal N(\mu, s^2)$, the perfect denoiser is known in closed form:

@@ -52,8 +52,8 @@ def test_a_ddim_step_equals_monai(t):
 
 def test_timesteps_walk_the_whole_chain_or_evenly_spaced_steps():
     assert D.sampling_timesteps(1000, None) == list(range(999, -1, -1))
-    assert D.sampling_timesteps(1000, 5, "leading") == [800, 600, 400, 200, 0]
-    assert D.sampling_timesteps(1000, 5) == [999, 799, 599, 399, 199]  # trailing, the default
+    assert D.sampling_timesteps(1000, 5) == [800, 600, 400, 200, 0]  # leading, the default
+    assert D.sampling_timesteps(1000, 5, "trailing") == [999, 799, 599, 399, 199]
     assert D.sampling_timesteps(1000, 3, "trailing") == [999, 666, 332]
     assert D.sampling_timesteps(1000, None, "trailing") == D.sampling_timesteps(1000, None)  # the full chain
     with pytest.raises(ValueError):
@@ -114,7 +114,7 @@ def test_a_tight_threshold_limits_the_result_and_snapshots_are_kept():
     result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, num_steps=11,
                       threshold=D.StaticThreshold(1.0), snapshots=3, show_progress=False)
     assert result.sample.max().item() == pytest.approx(1.0, abs=1e-3)
-    assert [t for t, _ in result.trajectory] == [999, 544, 90]  # first, middle and last of 11 trailing steps
+    assert [t for t, _ in result.trajectory] == [900, 450, 0]  # first, middle and last of 11 steps
 
 
 def test_sampling_is_deterministic_with_a_seed():

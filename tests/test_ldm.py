@@ -1,8 +1,11 @@
 """BS-LDM's two stages: paper-scale shapes and sizes, the conditioning, and the training objectives."""
 
+import inspect
+
 import pytest
 import torch
 
+from bs_lib import diffusion
 from bs_lib.models.ldm import UNET_PRESETS, ConditionalLDM, DiffusionSettings, count_parameters
 from bs_lib.models.unet import AttentionBlock, EpsilonUNet, UNetConfig
 from bs_lib.models.vqgan import (
@@ -132,6 +135,12 @@ def test_the_autoencoder_stays_frozen_and_only_the_unet_trains(autoencoder):
     assert all(not p.requires_grad for p in ldm.autoencoder.parameters())
     ldm.losses(_batch(2), step=0)["unet"].backward()
     assert all(p.grad is None for p in ldm.autoencoder.parameters())
+
+
+def test_bs_ldm_samples_short_chains_from_pure_noise_behind_its_threshold():
+    settings = DiffusionSettings()
+    assert (settings.spacing, settings.threshold) == ("trailing", "tat")  # trailing needs the x̂₀ clamp
+    assert inspect.signature(diffusion.sample).parameters["spacing"].default == "leading"  # it clamps nothing
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,8 @@ class DiffusionSettings:
     ``"official"``; ``threshold`` is ``"tat"``, ``"static"``, ``"dynamic"`` or
     ``"none"``, with its options in ``threshold_options``. ``sampler``,
     ``sampling_steps`` and ``spacing`` (``"leading"`` or ``"trailing"``, see
-    :func:`bs_lib.diffusion.sampling_timesteps`) choose the sampling chain.
+    :func:`bs_lib.diffusion.sampling_timesteps`) choose the sampling chain;
+    trailing, the default, starts from pure noise and leans on the threshold.
     """
 
     num_train_steps: int = 1000
