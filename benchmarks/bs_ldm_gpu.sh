@@ -9,9 +9,9 @@
 #     bash benchmarks/bs_ldm_gpu.sh LOGDIR [STEPS_SCALE] [PART ...]
 #
 # PART (its time limit): end_to_end_256 (420 s), samplers_256 (420 s, needs
-# end_to_end_256's runs), speed_full (200 s), speed_colab (60 s),
-# speed_colab_compiled (180 s), speed_full_compiled (240 s); default all, about
-# 25 minutes, so split them over calls where one call is limited to 10 minutes,
+# end_to_end_256's runs), speed_full (300 s), speed_colab (60 s),
+# speed_colab_compiled (180 s), speed_full_compiled (300 s: CUDA graphs for the
+# launch-bound batch-1 steps); default all, about 28 minutes, so split them over calls where one call is limited to 10 minutes,
 # most important first: `end_to_end_256`, then `samplers_256`, then
 # `speed_full speed_colab speed_colab_compiled`, then `speed_full_compiled`.
 # Each part has its own time limit and log in LOGDIR: a part that runs out of
@@ -50,9 +50,9 @@ part end_to_end_256 420 python -m bs_lib benchmark --profile colab --image-size 
 part samplers_256 420 python benchmarks/bs_ldm_sampler_quality.py --profile colab --image-size 256 \
     --steps-scale "$SCALE" --runs-dir "$RUNS" --num-test 40 --batch-size 40 --device cuda \
     --output "$LOGDIR/bs_ldm_samplers_colab_256"
-part speed_full 200 python benchmarks/bs_ldm_speed.py --preset full --batch 4 --sample-batch 16
+part speed_full 300 python benchmarks/bs_ldm_speed.py --preset full --batch 4 --sample-batch 16
 part speed_colab 60 python benchmarks/bs_ldm_speed.py --preset colab --batch 16 --sample-batch 64
 part speed_colab_compiled 180 python benchmarks/bs_ldm_speed.py --preset colab --sample-batch 64 \
     --skip-training --skip-ddpm --compile reduce-overhead
-part speed_full_compiled 240 python benchmarks/bs_ldm_speed.py --preset full --sample-batch 16 \
-    --skip-training --skip-ddpm --compile default
+part speed_full_compiled 300 python benchmarks/bs_ldm_speed.py --preset full --sample-batch 16 \
+    --skip-training --skip-ddpm --ddim-steps 20 --compile reduce-overhead
