@@ -11,8 +11,8 @@
 # PART (its time limit): end_to_end_256 (420 s), samplers_256 (420 s, needs
 # end_to_end_256's runs), speed_full (300 s), speed_colab (60 s),
 # speed_colab_compiled (180 s), speed_full_compiled (300 s: CUDA graphs for the
-# launch-bound batch-1 steps); default all, about 28 minutes, so split them over calls where one call is limited to 10 minutes,
-# most important first: `end_to_end_256`, then `samplers_256`, then
+# launch-bound batch-1 steps); default all, about 28 minutes, so split them over
+# calls where one call is limited to 10 minutes, most important first: `end_to_end_256`, then `samplers_256`, then
 # `speed_full speed_colab speed_colab_compiled`, then `speed_full_compiled`.
 # Each part has its own time limit and log in LOGDIR: a part that runs out of
 # time costs only itself. The end-to-end runs live in RUNS (default

@@ -82,8 +82,8 @@ def samplers(ddim_steps: list[int], dpm_steps: list[int] = (), trailing_steps: l
         for steps in sorted(set(step_counts), reverse=True):
             chosen += [Sampler(method, steps, "tat"), Sampler(method, steps, "none")]
     for method in ("ddim", "dpm++2m"):
-        chosen += [Sampler(method, steps, "tat", spacing="trailing") for steps in sorted(set(trailing_steps),
-                                                                                         reverse=True)]
+        for steps in sorted(set(trailing_steps), reverse=True):
+            chosen.append(Sampler(method, steps, "tat", spacing="trailing"))
     return chosen
 
 

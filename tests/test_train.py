@@ -517,18 +517,23 @@ def test_sigkilled_run_resumes_to_the_exact_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_on_cpu_end_with_identical_weights(tmp_path):
+def launch_two_processes(config: Path, out_dir: Path) -> None:
+    """``accelerate launch`` tiny_train.py on two CPU processes (gloo); each writes its final weights to out_dir."""
     launcher = Path(PYTHON).with_name("accelerate")
     if not launcher.exists():
         pytest.skip("the accelerate launcher is not installed beside this Python")
-    config = write_config(tmp_path / "ddp.yaml", tmp_path, steps=4, batch_size=2, data_args={"num_images": 8})
     launched = subprocess.run(
         [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-         str(FIXTURES / "tiny_train.py"), str(config), str(tmp_path)],
-        env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180,
+         str(FIXTURES / "tiny_train.py"), str(config), str(out_dir)],
+        env=subprocess_env(), cwd=out_dir, capture_output=True, text=True, timeout=240,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
+
+
+def test_two_processes_on_cpu_end_with_identical_weights(tmp_path):
+    config = write_config(tmp_path / "ddp.yaml", tmp_path, steps=4, batch_size=2, data_args={"num_images": 8})
+    launch_two_processes(config, tmp_path)
     ranks = [load_file(tmp_path / f"rank-{rank}.safetensors") for rank in range(2)]
     assert_same_weights(ranks[0], ranks[1])
     # two processes with 2 samples each step like one process with 4 (same samples, averaged gradients)
@@ -547,9 +552,6 @@ def test_bs_ldm_trains_on_two_processes_with_cached_latents(tmp_path):
 
     from bs_lib.models.vqgan import MLVQGAN, VQGAN_PRESETS
 
-    launcher = Path(PYTHON).with_name("accelerate")
-    if not launcher.exists():
-        pytest.skip("the accelerate launcher is not installed beside this Python")
     torch.manual_seed(0)
     autoencoder = {k: v.contiguous() for k, v in MLVQGAN(VQGAN_PRESETS["smoke"], prefer_lpips=False)
                    .state_dict().items()}
@@ -560,13 +562,7 @@ def test_bs_ldm_trains_on_two_processes_with_cached_latents(tmp_path):
                              "preset": "smoke", "autoencoder": str(tmp_path / "model.safetensors"),
                              "cache_latents": True})
     config.to_yaml(tmp_path / "ddp.yaml")
-    launched = subprocess.run(
-        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-         str(FIXTURES / "tiny_train.py"), str(tmp_path / "ddp.yaml"), str(tmp_path)],
-        env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240,
-    )
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    launch_two_processes(tmp_path / "ddp.yaml", tmp_path)
     ranks = [load_file(tmp_path / f"rank-{rank}.safetensors") for rank in range(2)]
     assert_same_weights(ranks[0], ranks[1])
     for name, value in autoencoder.items():  # the frozen stage 1 is untouched
