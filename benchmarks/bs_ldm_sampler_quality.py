@@ -123,26 +123,24 @@ def markdown(rows: list[dict], margins: dict[str, float]) -> str:
         if f"delta/{metric}" not in row:
             return "reference"
         scale = SHOWN_SCALE.get(metric, 1.0)
-        mean, low, high = (scale * v for v in row[f"delta/{metric}"])
-        digits = 4 if metric == "ssim" else 2
-        return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+        return evaluate.format_difference(*(scale * v for v in row[f"delta/{metric}"]),
+                                          digits=4 if metric == "ssim" else 2)
 
     header = ["sampler", "network evaluations", "s/image (here)", "PSNR (dB)", "BSR sym. (%)", "lung PSNR (dB)",
               "SSIM", "Δ PSNR (dB) [95 % CI]", "Δ BSR sym. (points) [95 % CI]", "Δ lung PSNR (dB) [95 % CI]",
               "equal quality"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells = []
     for row in rows:
         verdict = {True: "**yes**", False: "no"}.get(row.get("equal_quality"), "—")
         evaluations = "—" if row["method"] == evaluate.IDENTITY else str(row["evaluations"])
-        lines.append("| " + " | ".join([
-            row["method"], evaluations, f"{row['seconds_per_image']:.3f}", f"{row['psnr']:.2f}",
-            f"{100 * row['bsr_symmetric']:.2f}", f"{row['lung/psnr']:.2f}", f"{row['ssim']:.4f}",
-            delta(row, "psnr"), delta(row, "bsr_symmetric"), delta(row, "lung/psnr"), verdict]) + " |")
+        cells.append([row["method"], evaluations, f"{row['seconds_per_image']:.3f}", f"{row['psnr']:.2f}",
+                      f"{100 * row['bsr_symmetric']:.2f}", f"{row['lung/psnr']:.2f}", f"{row['ssim']:.4f}",
+                      delta(row, "psnr"), delta(row, "bsr_symmetric"), delta(row, "lung/psnr"), verdict])
     rule = (f"Equal quality: the 95 % interval of the paired difference with {REFERENCE.name} lies above "
             f"−{margins['psnr']:g} dB for PSNR and above −{100 * margins['bsr_symmetric']:g} points for "
             f"symmetric BSR (whole image). The reference's second draw shows how far sampling noise alone "
             f"moves the comparison.")
-    return "\n".join(lines) + "\n\n" + rule + "\n"
+    return evaluate.markdown_table(header, cells) + "\n\n" + rule + "\n"
 
 
 def figure(rows: list[dict], margins: dict[str, float], path: Path) -> None:

@@ -732,8 +732,7 @@ class BenchmarkResult:
             if show_bar and r.name == IDENTITY:
                 cells += ["—", "—"]
             elif show_bar:
-                mean, low, high = self.gain_over_identity(r.name)
-                cells.append(f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]")
+                cells.append(format_difference(*self.gain_over_identity(r.name)))
                 cells.append("yes" if all(self.beats_identity(r.name).values()) else
                              "**no**" if not html_output else "<b>no</b>")
             rows.append(cells)
@@ -832,6 +831,11 @@ def settings_markdown(s: dict) -> str:
              f"- this invocation: {s['total_time_s']:.0f} s (runs finished earlier with the same config are reused; "
              f"the Cost table gives each method's own training time)"]
     return "\n".join(lines)
+
+
+def format_difference(mean: float, low: float, high: float, digits: int = 2) -> str:
+    """A mean difference with its interval, as the result tables print it: ``+0.22 [-0.02, +0.41]``."""
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -62,7 +62,7 @@ def load_suppressor(checkpoint: str | Path, device: str | torch.device | None = 
 def suppress_image(objective, image: np.ndarray, working_size: int, seed: int = 0, **sampling) -> np.ndarray:
     """(1, H, W) radiograph in [0, 1] → (1, H, W) soft-tissue estimate, at the input's size.
 
-    ``sampling`` (diffusion models only): ``sampler``, ``sampling_steps``, ``threshold``.
+    ``sampling`` (diffusion models only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``.
     """
     device = next(objective.parameters()).device
     small = io.resize(image, (working_size, working_size))
