@@ -4,6 +4,11 @@ Each command lives in the module that owns its subject and exposes two
 functions, ``add_arguments(parser)`` and ``run(args) -> int``; this file only
 lists them, so ``bs-lib --help`` stays fast (nothing heavy is imported until a
 command is chosen).
+
+Errors a user can fix (a missing file, a bad config, an unknown dataset, ...)
+are printed as one line, ``error: <what went wrong and what to do>``, with exit
+status 2; ``--debug`` shows their traceback instead. Any other exception is a
+bug: its traceback is printed, followed by where to report it (exit status 1).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 #: command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,11 +32,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Errors a user can fix from their message alone, by the module that defines them (subclasses
+#: included: PairMismatchError is an ImageReadError, CredentialsMissingError a DownloadError, ...).
+#: They are looked up in ``sys.modules`` only once something went wrong: a module that was never
+#: imported cannot have raised its errors, and the command line imports nothing heavy to start.
+USER_ERRORS: dict[str, tuple[str, ...]] = {
+    "builtins": ("FileNotFoundError", "FileExistsError"),  # a path given on the command line
+    "bs_lib.io": ("ImageReadError",),
+    "bs_lib.train": ("CheckpointError", "ConfigError"),
+    "bs_lib.datasets": ("DatasetNotFoundError",),
+    "bs_lib.download": ("DownloadError",),
+    "bs_lib.config": ("UnknownParameterError",),
+    "bs_lib.survey": ("PaperDatabaseError",),
+}
+
+ISSUES_URL = "https://github.com/bone-suppression/course/issues"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bs-lib",
         description="Bone suppression in chest X-rays: the course's command line.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of its one-line message")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, summary) in COMMANDS.items():
         commands.add_parser(name, help=summary, description=summary, add_help=False)
@@ -38,7 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status; a known error becomes one line and status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # before the command or after it
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        return run_command(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+    except Exception as error:
+        if debug:
+            raise
+        if isinstance(error, user_errors()):
+            print(f"error: {one_line(error)}", file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(f"This looks like a bug: please report it, with the traceback above, at {ISSUES_URL}",
+              file=sys.stderr)
+        return 1
+
+
+def run_command(argv: list[str]) -> int:
+    """Parse ``COMMAND [OPTIONS]``, import the command's module and run it."""
     if not argv or argv[0] not in COMMANDS:
         parser = build_parser()
         if argv and not argv[0].startswith("-"):
@@ -52,6 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"bs-lib {name}", description=summary)
     module.add_arguments(parser)
     return int(module.run(parser.parse_args(rest)) or 0)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The classes of :data:`USER_ERRORS` whose modules are loaded."""
+    found = (getattr(sys.modules.get(module), name, None) for module, names in USER_ERRORS.items() for name in names)
+    return tuple(error for error in found if error is not None)
+
+
+def one_line(error: Exception, limit: int = 300) -> str:
+    """An error's message on one line: all of it when short, else its first line (the rest is detail)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    whole = " ".join(lines)
+    return whole if len(whole) <= limit else lines[0]
 
 
 # --------------------------------------------------------------------------- bs-lib info

@@ -19,12 +19,16 @@
   (on trailing timesteps, the default) scores as well as the 1 000 steps on the course's
   benchmark (``benchmarks/results/bs_ldm_samplers_smoke_128.md``) in a fiftieth of the time.
 
-Nothing is overwritten unless ``--overwrite`` is given.
+Nothing is overwritten unless ``--overwrite`` is given. An input that cannot be
+read (empty, truncated, not an image) is skipped and reported at the end, with
+why; the others are still suppressed, and the exit status is 1 when any failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -121,15 +125,29 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
     return files
 
 
+@dataclass
+class SuppressionReport:
+    """What :func:`suppress_files` did: the images it wrote and the inputs it could not read, with why."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
 def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, working_size: int | None = None,
                    seed: int = 0, figures: bool = True, overwrite: bool = False, device=None,
-                   sampling: dict | None = None) -> list[Path]:
+                   sampling: dict | None = None) -> SuppressionReport:
     """Suppress every input image and write ``<name>_suppressed.png`` (+ ``<name>_before_after.png``).
+
+    Each input is read on its own: one that cannot be read (empty, truncated,
+    not an image: :class:`bs_lib.io.ImageReadError` or an ``OSError``) is
+    skipped and listed in the report's ``failed`` with the reason, and the
+    others are still suppressed. Everything else stops the run: a missing
+    input, an output that exists (unless ``overwrite``), a bad checkpoint or
+    sampler setting (all checked before anything is written), or an error
+    while suppressing or writing.
 
     ``sampling`` overrides a diffusion checkpoint's sampler settings (see :func:`suppress_image`).
     """
-    import matplotlib.pyplot as plt
-
     from bs_lib.config import progress
 
     files = collect_inputs([Path(p) for p in inputs])
@@ -147,15 +165,28 @@ def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, wo
                          f"{checkpoint} is a {config.method!r} model, which predicts in one pass: drop them.")
     size = working_size or config.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
+    report = SuppressionReport()
     for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):
-        image, meta = io.read_image(file, invert=True if negative else None)
+        try:
+            image, meta = io.read_image(file, invert=True if negative else None)
+        except (io.ImageReadError, OSError) as error:
+            report.failed.append((file, str(error).removeprefix(f"{file}: ")))  # the report names the file
+            continue
         soft = suppress_image(objective, image, size, seed, **sampling)
         write_png(target, io.to_negative(soft) if negative else soft, meta.get("bit_depth"))
         if figures:
-            figure = before_after_figure(image, soft, file.name)
-            figure.savefig(output_dir / f"{file.stem}_before_after.png", dpi=110)
-            plt.close(figure)
-    return targets
+            save_before_after(output_dir / f"{file.stem}_before_after.png", image, soft, file.name)
+        report.written.append(target)
+    return report
+
+
+def save_before_after(path: Path, radiograph: np.ndarray, soft: np.ndarray, title: str) -> None:
+    """Write :func:`before_after_figure` as a PNG and free it."""
+    import matplotlib.pyplot as plt
+
+    figure = before_after_figure(radiograph, soft, title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 # --------------------------------------------------------------------------- command line
@@ -183,10 +214,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    written = suppress_files(args.checkpoint, args.inputs, args.output, negative=args.negative,
-                             working_size=args.size, seed=args.seed, figures=not args.no_figures,
-                             overwrite=args.overwrite, device=args.device,
-                             sampling={"sampler": args.sampler, "sampling_steps": args.steps,
-                                       "spacing": args.spacing, "threshold": args.threshold})
-    print(f"wrote {len(written)} suppressed image(s) to {args.output}")
-    return 0
+    report = suppress_files(args.checkpoint, args.inputs, args.output, negative=args.negative,
+                            working_size=args.size, seed=args.seed, figures=not args.no_figures,
+                            overwrite=args.overwrite, device=args.device,
+                            sampling={"sampler": args.sampler, "sampling_steps": args.steps,
+                                      "spacing": args.spacing, "threshold": args.threshold})
+    print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
+    if not report.failed:
+        return 0
+    print(f"could not read {len(report.failed)} input(s), skipped:", file=sys.stderr)
+    for file, reason in report.failed:
+        print(f"  {file}: {reason}", file=sys.stderr)
+    return 1

@@ -65,7 +65,7 @@ def test_sample_keeps_each_inputs_size_bit_depth_and_polarity(trained, tmp_path)
     conventional = rng.uniform(0.2, 0.8, (50, 40))
     _write(inputs / "negative8.png", 1 - conventional, 8)
     out = tmp_path / "out"
-    written = suppress_files(run_dir, [inputs / "wide16.png"], out, device="cpu")
+    written = suppress_files(run_dir, [inputs / "wide16.png"], out, device="cpu").written
     assert [p.name for p in written] == ["wide16_suppressed.png"]
     assert (out / "wide16_before_after.png").exists()
     wide = Image.open(out / "wide16_suppressed.png")

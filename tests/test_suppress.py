@@ -1,0 +1,79 @@
+"""``bs-lib sample`` on a folder: every readable file is suppressed, unreadable ones are reported at the end."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bs_lib import cli
+from bs_lib.suppress import SuppressionReport, suppress_files
+from bs_lib.train import TrainConfig, Trainer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+sys.path.insert(0, str(FIXTURES))
+import tiny_train  # noqa: E402  (the fixture folder is not a package)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder holding a two-convolution model trained for two steps: a real checkpoint in a second."""
+    runs = tmp_path_factory.mktemp("runs")
+    config = TrainConfig(name="tiny", method="tiny_train:build_objective", image_size=8, batch_size=4, steps=2,
+                         lr=1e-2, output_dir=str(runs), data="tiny_train:build_dataset")
+    Trainer(tiny_train.build_objective(config), config, tiny_train.TinyPairs(8, 8)).fit()
+    return runs / config.name
+
+
+@pytest.fixture
+def mixed_folder(tmp_path) -> Path:
+    """An empty PNG and a truncated one, sorted before a good one: the good one must still be processed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_empty.png").touch()
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "c_good.png")
+    whole = (folder / "c_good.png").read_bytes()
+    (folder / "b_truncated.png").write_bytes(whole[: len(whole) // 2])
+    return folder
+
+
+def test_suppress_files_reads_each_input_on_its_own(tiny_run, mixed_folder, tmp_path):
+    out = tmp_path / "out"
+    report = suppress_files(tiny_run, [mixed_folder], out, figures=False, device="cpu")
+    assert isinstance(report, SuppressionReport)
+    assert report.written == [out / "c_good_suppressed.png"]
+    assert Image.open(out / "c_good_suppressed.png").size == (30, 20)
+    failed = dict(report.failed)
+    assert list(failed) == [mixed_folder / "a_empty.png", mixed_folder / "b_truncated.png"]
+    assert "empty" in failed[mixed_folder / "a_empty.png"]
+    assert "truncated" in failed[mixed_folder / "b_truncated.png"]
+    assert not str(failed[mixed_folder / "a_empty.png"]).startswith(str(mixed_folder))  # the path is not repeated
+    assert sorted(p.name for p in out.iterdir()) == ["c_good_suppressed.png"]
+
+
+def test_sample_lists_the_unreadable_files_and_exits_1(tiny_run, mixed_folder, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
+           "BS_QUIET": "1"}
+    done = subprocess.run([sys.executable, "-m", "bs_lib", "sample", str(tiny_run), str(mixed_folder),
+                           "--output", str(tmp_path / "out"), "--no-figures", "--device", "cpu"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 1, done.stderr
+    assert (tmp_path / "out" / "c_good_suppressed.png").is_file()
+    assert "wrote 1 suppressed image(s)" in done.stdout
+    lines = done.stderr.splitlines()
+    assert lines[0] == "could not read 2 input(s), skipped:"
+    assert lines[1].startswith(f"  {mixed_folder / 'a_empty.png'}: ") and "empty" in lines[1]
+    assert lines[2].startswith(f"  {mixed_folder / 'b_truncated.png'}: ") and "truncated" in lines[2]
+    assert len(lines) == 3 and "Traceback" not in done.stderr
+
+
+def test_sample_exits_0_when_every_input_was_suppressed(tiny_run, mixed_folder, tmp_path, capsys):
+    good = mixed_folder / "c_good.png"
+    assert cli.main(["sample", str(tiny_run), str(good), "--output", str(tmp_path / "out"), "--no-figures",
+                     "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote 1 suppressed image(s)" in captured.out and "could not read" not in captured.err
