@@ -38,6 +38,7 @@ QUIET_ENV = "BS_QUIET"
 DATA_DIR_ENV = "BS_DATA_DIR"
 RUNS_DIR_ENV = "BS_RUNS_DIR"
 REAL_PAIRS_ENV = "BS_REAL_PAIRS"
+OFFLINE_ENV = "BS_OFFLINE"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -362,11 +363,22 @@ def real_pairs_dir() -> Path | None:
 
     ``$BS_REAL_PAIRS`` when set, else ``shared/data/real-pairs`` beside the
     repository. These pairs are optional: callers show or test them only when
-    this returns a folder.
+    this returns a folder. The folder holds byte-identical copies of the
+    published files, so ``python -m bs_lib download real-pairs`` copies them
+    from here (checksums checked) instead of using the network.
     """
     chosen = os.environ.get(REAL_PAIRS_ENV)
     candidate = Path(chosen).expanduser() if chosen else REPO_ROOT.parent / "shared" / "data" / "real-pairs"
     return candidate if candidate.is_dir() else None
+
+
+def offline() -> bool:
+    """True when ``$BS_OFFLINE`` is ``1`` (or ``true``, ``yes``, ``on``): downloads must not use the network.
+
+    The test suite sets it, so no test and no notebook run by the tests ever
+    reaches the internet; files already on the machine keep working.
+    """
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def environment_report() -> str:

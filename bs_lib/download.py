@@ -8,10 +8,12 @@ download follows the same five steps whatever the source:
    written at the end of a good download) still matches the files on disk.
 2. **Fetch** into a staging name beside the destination, never into the
    destination itself: an archive downloads to ``<name>.part`` (resumed with an
-   HTTP ``Range`` request after an interruption); Kaggle and Hugging Face
-   snapshots download into ``.staging-<name>-*``.
-3. **Verify**: the archive's SHA-256 against the registry, then the expected
-   layout (``expect`` globs).
+   HTTP ``Range`` request after an interruption); a dataset of single files
+   (``files:`` in the registry) fetches each the same way, or copies it from a
+   local *mirror* that holds byte-identical copies (:mod:`bs_lib.fetch`);
+   Kaggle and Hugging Face snapshots download into ``.staging-<name>-*``.
+3. **Verify**: the SHA-256 of the archive, or of every single file, against
+   the registry, then the expected layout (``expect`` globs).
 4. **Extract safely**: every archive member is checked *before* anything is
    written; absolute paths, ``..`` components, links and device files are refused.
 5. **Publish atomically**: one ``os.replace`` renames the staging folder to the
@@ -27,6 +29,10 @@ the credentials check: ``import kaggle`` without credentials prints a long
 banner, and ``authenticate()`` raises ``SystemExit``, which ``except Exception``
 does not catch.
 
+``BS_OFFLINE=1`` (:func:`bs_lib.config.offline`) switches the network off:
+every download that would need it stops with :class:`OfflineError`, while
+verified folders and mirrors keep working. The test suite sets it.
+
 Command line: ``python -m bs_lib download NAME [--data-dir DIR] [--force]``.
 """
 
@@ -34,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import http.client
 import io
 import json
 import os
@@ -44,7 +48,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -52,20 +55,25 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bs_lib import config
+from bs_lib.fetch import (  # how bytes arrive; the errors and helpers are re-exported from here too
+    ChecksumMismatchError,  # noqa: F401
+    DownloadError,
+    OfflineError,  # noqa: F401
+    RemoteFile,
+    SourceUnavailableError,  # noqa: F401
+    fetch_files,
+    fetch_url,
+    origins,
+    path_problem,
+    remote_files,
+    require_network,
+    sha256_of,  # noqa: F401
+)
 
 REGISTRY_PATH = Path(__file__).resolve().parent / "data" / "registry.yaml"
 CARDS_DIR = config.REPO_ROOT / "datasets"
 RECORD_NAME = ".bs_lib_download.json"
-CHUNK_BYTES = 1 << 20
 DOWNLOADABLE_SOURCES = ("kaggle", "huggingface", "url")
-
-
-class DownloadError(RuntimeError):
-    """A dataset could not be downloaded; the message says why and what to do."""
-
-
-class ChecksumMismatchError(DownloadError):
-    """The downloaded bytes are not the ones the registry recorded."""
 
 
 class CredentialsMissingError(DownloadError):
@@ -99,26 +107,51 @@ class DatasetEntry:
     instructions: str | None = None
     card: str | None = None
     expect: tuple[str, ...] = ()
+    files: tuple[RemoteFile, ...] = ()  # a dataset of single files, each pinned by its SHA-256
+    mirror_env: str | None = None  # names the variable of a local folder with byte-identical copies
     details: dict[str, Any] = field(default_factory=dict)
 
     def path(self, data_dir: Path | None = None) -> Path:
         """Where the dataset lives: ``<data dir>/<folder>``."""
         return Path(data_dir or config.data_dir()) / (self.folder or self.name)
 
+    def pins(self) -> dict[str, str]:
+        """``local path -> SHA-256`` of every file of a multi-file dataset (empty for archives)."""
+        return {item.path: item.sha256 for item in self.files}
+
+    def mirror(self) -> Path | None:
+        """The local folder with byte-identical copies of the files, or None when absent.
+
+        ``mirror_env`` names an environment variable holding the folder;
+        ``BS_REAL_PAIRS`` is resolved by :func:`bs_lib.config.real_pairs_dir`,
+        which also knows the ``shared/data/real-pairs`` folder beside the repository.
+        """
+        if not self.mirror_env:
+            return None
+        if self.mirror_env == config.REAL_PAIRS_ENV:
+            return config.real_pairs_dir()
+        chosen = os.environ.get(self.mirror_env)
+        folder = Path(chosen).expanduser() if chosen else None
+        return folder if folder is not None and folder.is_dir() else None
+
     def how_to_get(self) -> str:
         """One or two sentences telling a person how to obtain the dataset."""
         if self.source in DOWNLOADABLE_SOURCES:
-            where = {"kaggle": f"Kaggle dataset {self.handle}", "huggingface": f"Hugging Face dataset {self.repo_id}",
-                     "url": self.url}[self.source]
-            text = f"Download it with `python -m bs_lib download {self.name}` (from the {where})."
+            where = {"kaggle": f"from the Kaggle dataset {self.handle}",
+                     "huggingface": f"from the Hugging Face dataset {self.repo_id}",
+                     "url": f"public files from {origins(self.files)}, no account needed" if self.files
+                     else f"from {self.url}"}[self.source]
+            text = f"Download it with `python -m bs_lib download {self.name}` ({where})."
             if self.source == "kaggle":
                 text += " " + KAGGLE_CREDENTIAL_HELP
+            if self.mirror_env:
+                text += f" Or point ${self.mirror_env} at a folder holding copies of the files."
             return text
         return self.instructions or f"See datasets/{self.card or self.name + '.md'}."
 
 
 _KNOWN_FIELDS = {"title", "source", "folder", "handle", "repo_id", "url", "sha256", "package", "instructions",
-                 "card", "expect"}
+                 "card", "expect", "files", "base_url", "mirror_env"}
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, DatasetEntry]:
@@ -143,10 +176,27 @@ def registry_from_dict(entries: dict[str, dict], origin: str = "registry") -> di
             raise DownloadError(f"{origin}: dataset {name!r} has no 'source' field.")
         known = {key: value for key, value in fields.items() if key in _KNOWN_FIELDS}
         known["expect"] = tuple(known.get("expect") or ())
+        _check_file_fields(name, known, origin)
+        if "files" in known:
+            known["files"] = remote_files(name, known["files"], known.get("base_url"), origin)
         details = {key: value for key, value in fields.items() if key not in _KNOWN_FIELDS}
         registry[name] = DatasetEntry(name=name, title=fields.get("title", name), details=details,
-                                      **{k: v for k, v in known.items() if k != "title"})
+                                      **{k: v for k, v in known.items() if k not in ("title", "base_url")})
     return registry
+
+
+def _check_file_fields(name: str, fields: dict[str, Any], origin: str) -> None:
+    """A ``url`` dataset is one archive (``url`` + ``sha256``) or single files (``files``), never both."""
+    where = f"{origin}: dataset {name!r}"
+    if "files" in fields and fields["source"] != "url":
+        raise DownloadError(f"{where}: 'files' needs source: url (it is {fields['source']!r}).")
+    if "files" in fields and ("url" in fields or "sha256" in fields):
+        raise DownloadError(f"{where}: give either an archive ('url' + 'sha256') or 'files', not both.")
+    if fields["source"] == "url" and "files" not in fields and not fields.get("url"):
+        raise DownloadError(f"{where}: source: url needs a 'url' (an archive) or 'files'.")
+    for key in ("base_url", "mirror_env"):
+        if key in fields and "files" not in fields:
+            raise DownloadError(f"{where}: {key!r} only applies to datasets of single files ('files').")
 
 
 def get_entry(name: str, registry: dict[str, DatasetEntry] | None = None) -> DatasetEntry:
@@ -247,6 +297,8 @@ def is_verified(entry: DatasetEntry, data_dir: Path | None = None) -> bool:
         return False
     if entry.sha256 and record.get("sha256") != entry.sha256:
         return False
+    if entry.files and record.get("pins") != entry.pins():  # the registry changed a file since
+        return False
     return [record.get("files"), record.get("bytes")] == list(_folder_summary(folder))
 
 
@@ -254,8 +306,6 @@ def status(entry: DatasetEntry, data_dir: Path | None = None) -> str:
     """A short word for the ``datasets`` listing: ready, present, missing, built in..."""
     if entry.source == "builtin":
         return "built in"
-    if entry.source == "local":
-        return "present" if config.real_pairs_dir() is not None else "missing"
     if entry.source == "pip":
         import importlib.util
 
@@ -263,85 +313,14 @@ def status(entry: DatasetEntry, data_dir: Path | None = None) -> str:
     folder = entry.path(data_dir)
     if is_verified(entry, data_dir):
         return "ready"
+    if entry.mirror() is not None:
+        return "ready (local mirror)"
     if folder.is_dir() and any(folder.iterdir()):
         return "present (unverified)" if read_record(folder) is None else "changed since download"
     return "missing"
 
 
-# --------------------------------------------------------------------------- fetching a URL
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_url(url: str, destination: Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``destination`` through ``destination.part``, resuming if possible.
-
-    An interrupted transfer leaves only the ``.part`` file; the next call asks
-    the server for the remaining bytes (``Range: bytes=<n>-``) and starts over
-    when the server ignores the request. ``destination`` appears (by rename) only
-    after the whole file arrived and, when ``sha256`` is given, matched it.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    have = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            resumed = getattr(response, "status", 200) == 206
-            expected = response.headers.get("Content-Length")
-            expected = int(expected) if expected is not None else None
-            received = 0
-            with partial.open("ab" if resumed else "wb") as out:
-                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                    out.write(chunk)
-                    received += len(chunk)
-            if expected is not None and received < expected:
-                raise http.client.IncompleteRead(b"", expected - received)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the part file is not a prefix the server knows: start over
-            partial.unlink()
-            return fetch_url(url, destination, sha256=sha256, timeout=timeout)
-        raise DownloadError(f"{url}: the server answered HTTP {error.code} ({error.reason}).") from error
-    except http.client.IncompleteRead as error:
-        raise DownloadError(
-            f"{url}: the transfer was interrupted ({error.expected} bytes missing). Nothing was "
-            f"installed; run the same command again to resume."
-        ) from error
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        raise DownloadError(
-            f"{url}: the source is unreachable or refused the request ({error}). Check the network "
-            f"(and any proxy), then run the same command again; partial data is kept for resuming."
-        ) from error
-    if sha256:
-        actual = sha256_of(partial)
-        if actual != sha256.lower():
-            partial.unlink()
-            raise ChecksumMismatchError(
-                f"{url}: SHA-256 {actual} does not match the registry's {sha256}. The download was "
-                f"corrupted or the source changed; it was deleted. Run again, and if this repeats "
-                f"check the source and update bs_lib/data/registry.yaml."
-            )
-    os.replace(partial, destination)
-    return destination
-
-
 # --------------------------------------------------------------------------- safe extraction
-
-
-def _member_problem(name: str) -> str | None:
-    """Why an archive member name is unsafe, or None when it stays inside the destination."""
-    posix = PurePosixPath(name.replace("\\", "/"))
-    if posix.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "an absolute path"
-    if ".." in posix.parts:
-        return "a '..' component that climbs out of the destination"
-    return None
 
 
 def check_archive(archive: Path) -> list[str]:
@@ -355,7 +334,7 @@ def check_archive(archive: Path) -> list[str]:
         with zipfile.ZipFile(archive) as bundle:
             for info in bundle.infolist():
                 is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                problem = _member_problem(info.filename) or ("a symbolic link" if is_link else None)
+                problem = path_problem(info.filename) or ("a symbolic link" if is_link else None)
                 if problem:
                     raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is {problem}; refused.")
                 names.append(info.filename)
@@ -363,7 +342,7 @@ def check_archive(archive: Path) -> list[str]:
     try:
         with tarfile.open(archive) as bundle:
             for member in bundle.getmembers():
-                problem = _member_problem(member.name)
+                problem = path_problem(member.name)
                 if member.issym() or member.islnk():
                     problem = problem or f"a link to {member.linkname!r}"
                 elif not (member.isfile() or member.isdir()):
@@ -437,7 +416,29 @@ def _staging_folder(target: Path):
 # --------------------------------------------------------------------------- per source
 
 
+def _download_files(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict[str, Any]:
+    """Single pinned files, from the mirror when it has them, else from their URLs."""
+    cache = data_dir / ".downloads" / entry.name
+    mirror = entry.mirror()
+    counts = fetch_files(entry.name, entry.files, staging, cache, mirror)
+    _remove_empty_folders(cache)
+    return {"pins": entry.pins(), "mirror": str(mirror) if counts["mirror"] else None,
+            "from_mirror": counts["mirror"], "fetched": counts["network"] + counts["cache"]}
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove ``folder`` and its parent when they are empty (a partial download of another dataset stays)."""
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    for path in (folder, folder.parent):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def _download_url(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict[str, Any]:
+    if entry.files:
+        return _download_files(entry, staging, data_dir)
     if not entry.url:
         raise DownloadError(f"{entry.name}: the registry gives no 'url'.")
     archive_name = PurePosixPath(urllib.request.url2pathname(entry.url.split("?")[0])).name or "archive"
@@ -447,13 +448,12 @@ def _download_url(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict[st
         safe_extract(archive, staging)
     finally:
         archive.unlink(missing_ok=True)
-        for folder in (archive.parent, archive.parent.parent):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty: a partial download of another dataset stays
+        _remove_empty_folders(archive.parent)
     return {"url": entry.url, "sha256": entry.sha256 or None}
 
 
 def _download_kaggle(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict[str, Any]:
+    require_network(f"{entry.name}: the Kaggle dataset {entry.handle}")
     if kaggle_credentials_source() is None:
         raise CredentialsMissingError(f"{entry.name}: no Kaggle credentials found. {KAGGLE_CREDENTIAL_HELP}")
     try:
@@ -470,6 +470,7 @@ def _download_kaggle(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict
 
 
 def _download_huggingface(entry: DatasetEntry, staging: Path, data_dir: Path) -> dict[str, Any]:
+    require_network(f"{entry.name}: the Hugging Face dataset {entry.repo_id}")
     try:
         from huggingface_hub import snapshot_download
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from bs_lib import datasets as ds
+from bs_lib import download
 from bs_lib.datasets import (
     BSEJSRT,
     JSRT,
     DatasetNotFoundError,
+    GusarevDES,
     JSRTBoneMasks,
     JSRTBSEBaidu,
     PairedFolder,
@@ -30,6 +35,7 @@ from bs_lib.datasets import (
     save_split,
     shared_patients,
 )
+from bs_lib.io import read_image
 
 
 def png(path: Path, seed: int = 0, size: tuple[int, int] = (20, 20)) -> Path:
@@ -328,3 +334,191 @@ def test_bad_split_files(tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"junk.json: not a split file"):
         load_split(tmp_path / "junk.json")
+
+
+# --------------------------------------------------------------------------- real pairs: finding, downloading, Gusarev
+
+
+def chest(shape: tuple[int, int], seed: int = 0, negative: bool = False) -> np.ndarray:
+    """A crude PA chest in conventional polarity: dark lungs either side of a bright mediastinum."""
+    height, width = shape
+    y, x = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
+    image = np.full(shape, 0.55)
+    for centre in (0.27, 0.73):
+        image[((x - centre) / 0.17) ** 2 + ((y - 0.45) / 0.3) ** 2 < 1] = 0.2
+    image[:, int(0.44 * width):int(0.56 * width)] = 0.85
+    image += np.random.default_rng(seed).normal(0, 0.03, shape)
+    image = 1 - image if negative else image
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def jpeg(path: Path, pixels: np.ndarray, rgb: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.stack([pixels] * 3, axis=-1) if rgb else pixels).save(path, quality=95)
+    return path
+
+
+GUSAREV_LAYOUT = {  # stem: (radiograph size, target size, radiograph RGB, target RGB), sizes as (H, W)
+    "bone_suppression_001": ((48, 40), (48, 40), False, False),
+    "bone_suppression_011": ((48, 40), (50, 41), True, False),  # the target 2 rows and 1 column larger
+    "bone_suppression_031": ((51, 43), (48, 40), False, True),  # the radiograph 3 px larger both ways
+    "bone_suppression_041": ((48, 40), (48, 40), True, True),
+}
+
+
+def gusarev_folder(root: Path, negative: bool = False) -> Path:
+    for i, (stem, (cxr_size, des_size, cxr_rgb, des_rgb)) in enumerate(GUSAREV_LAYOUT.items()):
+        jpeg(root / "authentic" / f"{stem}.jpg", chest(cxr_size, seed=i, negative=negative), rgb=cxr_rgb)
+        jpeg(root / "des" / f"{stem}.jpg", chest(des_size, seed=50 + i, negative=negative), rgb=des_rgb)
+    return root
+
+
+def test_crop_to_common_size_is_centred_and_recorded():
+    cxr, soft = np.zeros((1, 5, 7), np.float32), np.arange(48, dtype=np.float32).reshape(1, 8, 6)
+    cropped_cxr, cropped_soft, crop = ds.crop_to_common_size(cxr, soft)
+    assert cropped_cxr.shape == cropped_soft.shape == (1, 5, 6)
+    assert crop["size"] == (5, 6) and crop["cxr_offset"] == (0, 0) and crop["soft_offset"] == (1, 0)
+    np.testing.assert_array_equal(cropped_soft, soft[:, 1:6, :])  # copied pixels, none interpolated
+    assert ds.crop_to_common_size(cxr, cxr)[2] is None
+
+
+def test_gusarev_loader_greys_aligns_by_cropping_and_reports_once(tmp_path, capsys):
+    root = gusarev_folder(tmp_path / "gusarev-des")
+    dataset = GusarevDES(root)
+    report = capsys.readouterr().out.splitlines()
+    assert report == ["gusarev-des: 4 colour file(s) converted to grey (ITU-R 601 luma); 2 of 4 pairs differ in "
+                      "size: both images cropped to their common size, centred, no pixel interpolated "
+                      "(sample['meta']['crop'])."]
+    assert dataset.ids == list(GUSAREV_LAYOUT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the colour conversion was reported once, not once per file
+        samples = [dataset[i] for i in range(len(dataset))]
+    assert capsys.readouterr().out == ""
+    for sample in samples:
+        assert_sample_shape(sample)
+        assert sample["cxr"].shape == sample["soft"].shape
+        assert sample["meta"]["source"] == "gusarev-des"
+        assert sample["meta"]["polarity_check"] == {"cxr": "conventional", "soft": "conventional"}
+    assert samples[0]["meta"]["crop"] is None and samples[0]["cxr"].shape == (1, 48, 40)
+    crop = samples[1]["meta"]["crop"]
+    assert crop["size"] == (48, 40) and crop["soft_offset"] == (1, 0) and crop["cxr_offset"] == (0, 0)
+    assert samples[2]["meta"]["crop"]["cxr_offset"] == (1, 1)
+    assert samples[1]["meta"]["cxr"]["converted_from"] == "RGB"
+    soft, _ = read_image(root / "des" / "bone_suppression_011.jpg")
+    np.testing.assert_array_equal(samples[1]["soft"].numpy(), soft[:, 1:49, 0:40])
+    resized = get_dataset("gusarev-des", size=16, root=root)[1]
+    assert_sample_shape(resized, size=16)
+
+
+def test_gusarev_negative_images_are_flagged_not_flipped(tmp_path):
+    dataset = GusarevDES(gusarev_folder(tmp_path, negative=True))
+    with pytest.warns(UserWarning, match=r"bone_suppression_001.jpg: the mediastinum is darker than the lungs"):
+        sample = dataset[0]
+    assert sample["meta"]["polarity_check"] == {"cxr": "inverted?", "soft": "inverted?"}
+
+
+def test_gusarev_missing_says_how_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("BS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=r"gusarev-des: no authentic/ and des/.*download gusarev-des"):
+        GusarevDES()
+
+
+def test_the_polarity_heuristic_on_synthetic_and_real_chests():
+    assert ds.looks_conventional(chest((64, 64)) / 255.0)
+    assert not ds.looks_conventional(chest((64, 64), negative=True) / 255.0)
+
+
+def test_the_polarity_heuristic_accepts_every_real_pair(real_pairs):
+    for path in sorted(real_pairs.rglob("*.png")):
+        assert ds.looks_conventional(read_image(path)[0]), path
+
+
+def make_real_pairs(root: Path) -> Path:
+    for group in ("szch-bsldm", "szch-bsdiff"):
+        make_pairs(root / group, "CXR", "BS", ["0", "1"])
+    return root
+
+
+@pytest.fixture
+def no_real_pairs(tmp_path, monkeypatch):
+    """An empty data directory, no mirror of the sample pairs, downloads switched off."""
+    monkeypatch.setenv("BS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BS_REAL_PAIRS", str(tmp_path / "no-mirror"))
+    monkeypatch.setenv("BS_OFFLINE", "1")
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("name", ["real-pairs", "gusarev-des"])
+def test_real_pairs_offline_prints_one_line_and_returns_none(no_real_pairs, capsys, name):
+    assert ds.real_pairs(name, size=16) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{name}: the real pairs are not on this machine, and were not downloaded: offline "
+                     f"(BS_OFFLINE=1). Get them with `python -m bs_lib download {name}` (public files, no "
+                     f"account needed)."]
+    assert ds.real_pairs(name, download=False) is None
+    assert "not downloaded (download=False)" in capsys.readouterr().out
+
+
+def test_real_pairs_finds_the_downloaded_copy_and_names_the_sources(no_real_pairs, capsys):
+    make_real_pairs(no_real_pairs / "real-pairs")
+    dataset = ds.real_pairs(size=8)
+    assert capsys.readouterr().out == "" and len(dataset) == 4
+    assert [dataset[i]["id"] for i in range(4)] == ["szch-bsdiff/0", "szch-bsdiff/1", "szch-bsldm/0", "szch-bsldm/1"]
+    assert [dataset[i]["meta"]["source"] for i in (0, 3)] == ["szch-bsdiff", "szch-bsldm"]
+    assert len(get_dataset("real-pairs", size=8)) == 4  # get_dataset finds the downloaded copy too
+
+
+def test_real_pairs_from_the_mirror(real_pairs, no_real_pairs, monkeypatch):
+    monkeypatch.setenv("BS_REAL_PAIRS", str(real_pairs))
+    dataset = ds.real_pairs(size=16)
+    assert len(dataset) == 6 and dataset.root == real_pairs
+    assert {dataset[i]["meta"]["source"] for i in range(6)} == {"szch-bsldm", "szch-bsdiff"}
+
+
+def serve_registry(server, monkeypatch, tmp_path, folder: Path, name: str, host: str | None = None) -> None:
+    """Serve every file below ``folder`` and make the library's registry list them as ``name``.
+
+    ``host`` replaces the server's address in the registry's URLs (a closed port: unreachable).
+    """
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        local = path.relative_to(folder).as_posix()
+        server.files[f"/{name}/{local}"] = path.read_bytes()
+        url = f"{host}/{name}/{local}" if host else server.url(f"{name}/{local}")
+        files[local] = {"url": url, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"datasets": {name: {"source": "url", "folder": name, "files": files}}}))
+    monkeypatch.setattr(download, "REGISTRY_PATH", registry)
+
+
+PUBLISHED = {"real-pairs": (make_real_pairs, 8, 1),  # builder, files, lines printed (the Gusarev report adds one)
+             "gusarev-des": (gusarev_folder, 8, 2)}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_real_pairs_downloads_on_first_use_then_uses_the_copy(server, no_real_pairs, tmp_path, monkeypatch, capsys,
+                                                              name):
+    monkeypatch.delenv("BS_OFFLINE")  # the server fixture allows loopback requests only
+    build, files, lines = PUBLISHED[name]
+    serve_registry(server, monkeypatch, tmp_path, build(tmp_path / "published"), name)
+    dataset = ds.real_pairs(name, size=16)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{name}: downloaded into {no_real_pairs / name}" and len(out) == lines
+    assert len(dataset) == 4 and len(server.requests) == files
+    assert_sample_shape(dataset[1], size=16)
+    assert len(ds.real_pairs(name)) == 4 and len(server.requests) == files  # no second download
+
+
+@pytest.mark.parametrize("failure, reason", [("closed port", "the download source is unreachable (no network?)"),
+                                             ("missing files", "the download source answered HTTP 404")])
+def test_real_pairs_that_cannot_be_fetched_return_none(server, no_real_pairs, tmp_path, monkeypatch, capsys,
+                                                       failure, reason):
+    monkeypatch.delenv("BS_OFFLINE")
+    host = "http://127.0.0.1:9" if failure == "closed port" else None  # port 9 (discard) is closed
+    serve_registry(server, monkeypatch, tmp_path, make_real_pairs(tmp_path / "published"), "real-pairs", host)
+    server.files.clear()
+    assert ds.real_pairs() is None
+    assert capsys.readouterr().out.splitlines() == [
+        f"real-pairs: the real pairs are not on this machine, and were not downloaded: {reason}. Get them with "
+        f"`python -m bs_lib download real-pairs` (public files, no account needed)."]
+    assert not (no_real_pairs / "real-pairs").exists()
