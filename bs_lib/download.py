@@ -528,10 +528,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        folder = download(args.name, data_dir=args.data_dir, force=args.force)
-    except DownloadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    folder = download(args.name, data_dir=args.data_dir, force=args.force)  # errors: one line, exit 2 (bs_lib.cli)
     print(f"{args.name}: ready in {folder}")
     return 0

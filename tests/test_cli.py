@@ -111,7 +111,7 @@ def test_user_errors_of_any_command_are_one_line(tmp_path, capsys, argv, expecte
 
 
 def test_an_unknown_dataset_is_one_line(capsys):
-    assert cli.main(["download", "no-such-dataset"]) != 0  # download reports its own errors, with status 1
+    assert cli.main(["download", "no-such-dataset"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "'no-such-dataset'" in err
 
