@@ -69,9 +69,10 @@ from bs_lib.fetch import (  # how bytes arrive; the errors and helpers are re-ex
     require_network,
     sha256_of,  # noqa: F401
 )
+from bs_lib.resources import course_path
 
 REGISTRY_PATH = Path(__file__).resolve().parent / "data" / "registry.yaml"
-CARDS_DIR = config.REPO_ROOT / "datasets"
+CARDS_DIR = course_path("datasets")  # the dataset cards (shipped in the package)
 RECORD_NAME = ".bs_lib_download.json"
 DOWNLOADABLE_SOURCES = ("kaggle", "huggingface", "url")
 

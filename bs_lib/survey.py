@@ -54,11 +54,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from bs_lib.resources import course_path
+
 if TYPE_CHECKING:  # pandas and matplotlib load only when a table or a figure is asked for
     import pandas as pd
     from matplotlib.figure import Figure
 
-PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
+#: The clone's ``papers/`` in a source tree, else the copy a wheel carries (see :mod:`bs_lib.resources`).
+PAPERS_DIR = course_path("papers")
 INDEX_NAME = "README.md"
 FIGURES_DIR_NAME = "figures"
 ENTRY_SUFFIXES = (".yaml", ".yml", ".md")

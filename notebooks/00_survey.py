@@ -79,9 +79,10 @@ print(run)
 
 # %% [markdown]
 # This notebook trains nothing, so every profile runs the same cells in seconds.
-# The database lives in the repository's `papers/` folder; `bs_lib.survey` finds
-# it from the package's location, and `load_papers` refuses to return anything
-# when an entry is invalid.
+# The database lives in the repository's `papers/` folder, and every installed
+# `bs_lib` carries a copy: `survey.PAPERS_DIR` is the clone's folder when you work
+# in a clone, the packaged copy otherwise (on Colab). `load_papers` refuses to
+# return anything when an entry is invalid.
 
 # %%
 import matplotlib.pyplot as plt

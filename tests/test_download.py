@@ -299,7 +299,7 @@ def test_the_repository_registry_is_complete():
 def test_cli_download_reports_errors_without_a_traceback(no_credentials, tmp_path, capsys):
     from bs_lib.cli import main
 
-    assert main(["download", "bse-jsrt", "--data-dir", str(tmp_path)]) == 1
+    assert main(["download", "bse-jsrt", "--data-dir", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert "error: bse-jsrt: no Kaggle credentials found" in captured.err and "Traceback" not in captured.err
 
