@@ -11,7 +11,9 @@ Every course notebook ``notebooks/NN_topic.ipynb``
 * never hard-codes a CUDA device.
 
 ``bs-lib notebooks check`` reports every breach; ``bs-lib notebooks new 10 topic
-"Title"`` copies ``notebooks/_template.py`` into a new pair.
+"Title"`` copies ``notebooks/_template.py`` into a new pair; ``bs-lib notebooks
+stress`` runs every notebook under several seeds and thread counts
+(:mod:`bs_lib.stress`).
 """
 
 from __future__ import annotations
@@ -168,9 +170,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     new.add_argument("number", type=int)
     new.add_argument("slug", help="lower_case_words, e.g. vessel_enhancement")
     new.add_argument("title", help="the notebook's title")
+    from bs_lib import stress
+
+    stress.add_arguments(actions.add_parser("stress", help="run every notebook under seeds 0-2 and 1-2 torch "
+                                                           "threads; print a pass/fail table"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "stress":
+        from bs_lib import stress
+
+        return stress.run(args)
     if args.action == "new":
         target = new_notebook(args.number, args.slug, args.title)
         print(f"created {target} and {target.with_suffix('.py').name}; add it to the README course map")

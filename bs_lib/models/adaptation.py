@@ -41,6 +41,26 @@ adaptation for dense prediction (image-level translation, CycleGAN-style, is
 the alternative family). BatchNorm statistics are computed over source and
 target images together, which adds a second, simpler adaptation (AdaBN).
 
+Image-level adaptation: restyle the source (``restyle`` in the data arguments)
+-------------------------------------------------------------------------------
+The other family aligns *images* instead of features (Bousmalis et al., 2017;
+CyCADA, Hoffman et al., 2018 learn the translation with a GAN). Here the
+translation is measured rather than learned, from the unlabelled target
+radiographs alone (:class:`TargetStyle`):
+
+* a **grey-level curve** :math:`T`: quantile matching maps the source
+  radiographs' intensity distribution onto the target's,
+  :math:`T = F_t^{-1}\circ F_s` (a monotone curve, the shape of a detector's
+  or a workstation's look-up table);
+* the **noise** the target has and the source lacks: the robust standard
+  deviation of a high-pass residual, :math:`\sigma_t`, against the source's
+  after :math:`T`; the difference of variances is added as white noise.
+
+A source pair :math:`(x, s)` becomes :math:`(T(x) + n,\ T(s))`: the same
+anatomy, labels still exact, seen the target's way. Training on both looks
+teaches the network the target's grey levels and noise without a single
+target label, and keeps the source's.
+
 Where the target images come from (``target`` in the data arguments)
 --------------------------------------------------------------------
 * ``real``: the radiographs of the real sample pairs
@@ -273,15 +293,14 @@ class RealRadiographs(torch.utils.data.Dataset):
 
 
 def resolve_target(target: str) -> str:
-    """``auto`` → ``real`` when the real sample pairs are present, else ``shifted-phantom``."""
-    from bs_lib.config import real_pairs_dir
-    from bs_lib.datasets import DATASETS
+    """``auto`` → ``real`` when the real sample pairs are on this machine, else ``shifted-phantom``."""
+    from bs_lib.datasets import DATASETS, local_copy
 
     if target not in TARGET_DOMAINS and target not in DATASETS:
         raise ValueError(f"Unknown target domain {target!r}: choose one of {', '.join(TARGET_DOMAINS)} or a "
                          f"dataset name ({', '.join(DATASETS)}).")
     if target == "auto":
-        return "real" if real_pairs_dir() is not None else "shifted-phantom"
+        return "real" if local_copy("real-pairs") is not None else "shifted-phantom"
     return target
 
 
@@ -321,17 +340,102 @@ class WithTargetRadiographs(torch.utils.data.Dataset):
 
 
 def adaptation_dataset(split: str = "train", size: int = 64, source: str = "phantom", target: str = "auto",
-                       num_images: int | None = None, seed: int = 0, shift: dict | None = None):
+                       num_images: int | None = None, seed: int = 0, shift: dict | None = None,
+                       restyle: bool = False):
     """Training data for :class:`DomainAdversarial` (name it as ``data: bs_lib.models.adaptation:adaptation_dataset``).
 
     Every split yields *source* pairs (what the benchmark measures) with an
     unpaired target radiograph attached; the target domain's own pairs come
-    from :func:`target_domain_pairs`.
+    from :func:`target_domain_pairs`. ``restyle=True`` adds a copy of every
+    training pair in the target's style (:class:`TargetStyle`, measured on the
+    target's radiographs only); validation and test splits stay as they are.
     """
     from bs_lib.datasets import get_dataset
 
     pairs = get_dataset(source, split=split, size=size, num_images=num_images, seed=seed)
-    return WithTargetRadiographs(pairs, target_domain_pairs(target, split, size, num_images, seed, shift))
+    target_images = target_domain_pairs(target, split, size, num_images, seed, shift)
+    if restyle and split == "train":
+        style = TargetStyle.measure(radiographs(pairs), radiographs(target_images))
+        pairs = torch.utils.data.ConcatDataset([pairs, Restyled(pairs, style, seed)])
+    return WithTargetRadiographs(pairs, target_images)
+
+
+# --------------------------------------------------------------------------- image-level adaptation
+
+
+def radiographs(dataset, limit: int = 64) -> torch.Tensor:
+    """The first ``limit`` radiographs of a dataset, stacked (N, 1, H, W); targets are never read."""
+    return torch.stack([dataset[i]["cxr"] for i in range(min(limit, len(dataset)))])
+
+
+def noise_level(images: torch.Tensor) -> float:
+    r"""Robust standard deviation of white noise in (N, 1, H, W) images.
+
+    The 4-neighbour Laplacian, scaled by :math:`1/\sqrt{20}`, keeps white
+    noise's standard deviation and removes smooth anatomy; the median absolute
+    deviation (× 1.4826) ignores the edges that remain.
+    """
+    kernel = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]) / math.sqrt(20.0)
+    residual = F.conv2d(images.float(), kernel.view(1, 1, 3, 3))
+    return float(1.4826 * (residual - residual.median()).abs().median())
+
+
+def interpolate(values: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``fp(xp)`` evaluated at ``values`` (``xp`` increasing), constant beyond its ends."""
+    index = torch.searchsorted(xp, values.clamp(xp[0], xp[-1]).contiguous()).clamp(1, len(xp) - 1)
+    left, right = xp[index - 1], xp[index]
+    weight = ((values - left) / (right - left).clamp_min(1e-12)).clamp(0, 1)
+    return fp[index - 1] + weight * (fp[index] - fp[index - 1])
+
+
+@dataclass(frozen=True)
+class TargetStyle:
+    r"""How a target domain's radiographs look, measured against the source's: grey-level curve and noise.
+
+    ``source_levels``/``target_levels`` are matching quantiles of the two
+    intensity distributions (the curve :math:`T`), ``extra_noise`` the white
+    noise the target has beyond the restyled source.
+    """
+
+    source_levels: torch.Tensor
+    target_levels: torch.Tensor
+    extra_noise: float
+
+    @classmethod
+    def measure(cls, source: torch.Tensor, target: torch.Tensor, levels: int = 129) -> TargetStyle:
+        """Measure the style from unlabelled radiographs of both domains, (N, 1, H, W) each."""
+        quantiles = torch.linspace(0, 1, levels)
+        source_levels = torch.quantile(source.flatten().float(), quantiles)
+        target_levels = torch.quantile(target.flatten().float(), quantiles)
+        source_levels = torch.cummax(source_levels + 1e-6 * quantiles, 0).values  # strictly increasing
+        curved = interpolate(source, source_levels, target_levels)
+        extra = max(noise_level(target) ** 2 - noise_level(curved) ** 2, 0.0) ** 0.5
+        return cls(source_levels, target_levels, extra)
+
+    def grey_levels(self, image: torch.Tensor) -> torch.Tensor:
+        r""":math:`T(\text{image})`: the target's grey-level curve applied to a source image."""
+        return interpolate(image, self.source_levels, self.target_levels)
+
+    def pair(self, cxr: torch.Tensor, soft: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""A source pair in the target's style: :math:`(T(x) + n,\ T(s))`, the noise seeded."""
+        noise = torch.randn(cxr.shape, generator=torch.Generator().manual_seed(seed)) * self.extra_noise
+        return (self.grey_levels(cxr) + noise).clamp(0, 1), self.grey_levels(soft)
+
+
+class Restyled(torch.utils.data.Dataset):
+    """Source pairs seen in a :class:`TargetStyle` (the bone image is dropped: the curve changes it non-linearly)."""
+
+    def __init__(self, pairs, style: TargetStyle, seed: int = 0):
+        self.pairs, self.style, self.seed = pairs, style, seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.pairs[index])
+        sample["cxr"], sample["soft"] = self.style.pair(sample["cxr"], sample["soft"], self.seed * 100_003 + index)
+        sample.pop("bone", None)
+        return sample
 
 
 # --------------------------------------------------------------------------- measuring the gap
