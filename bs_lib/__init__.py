@@ -8,7 +8,9 @@ phantom       the synthetic dual-energy chest phantom (radiograph, soft tissue, 
 metrics       BSR (official and symmetric), MSE, PSNR, SSIM, MS-SSIM, optional LPIPS
 io            reading PNG/JPEG/TIFF/DICOM/raw JSRT, polarity, clear errors for bad files
 datasets      dataset classes with one sample shape, patient-wise splits
-download      Kaggle / Hugging Face downloads with checksums and safe extraction
+fetch         how bytes arrive: resumable, checksummed downloads, offline switch, local mirrors
+download      the dataset registry: Kaggle / Hugging Face / public-file downloads, safe extraction
+resources     the course files outside the package (papers, cards, results), found in a clone or a wheel
 survey        the ``papers/`` database: validation, index, figures
 losses        L1/MSE, MS-SSIM + L1, adversarial losses
 models        one module per method family, and BS-LDM's two stages
@@ -18,6 +20,8 @@ evaluate      the benchmark and its leaderboard
 suppress      bone suppression of your own radiographs with a checkpoint
 report        execute every notebook with papermill and write ``reports/``
 notebooks     the notebook conventions, checked; new notebooks from the template
+stress        every notebook under several seeds and thread counts: do its claims hold?
+claims        ``check(condition, claim)``: a notebook's claim, checked, in one readable line
 cli           ``python -m bs_lib ...`` and the ``bs-lib`` console script
 ============= ===================================================================
 

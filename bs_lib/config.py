@@ -39,6 +39,8 @@ DATA_DIR_ENV = "BS_DATA_DIR"
 RUNS_DIR_ENV = "BS_RUNS_DIR"
 REAL_PAIRS_ENV = "BS_REAL_PAIRS"
 OFFLINE_ENV = "BS_OFFLINE"
+MAX_STEPS_ENV = "BS_MAX_STEPS"
+MAX_SIZE_ENV = "BS_MAX_SIZE"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -257,12 +259,55 @@ def setup(profile: str | Profile, seed: int = 0, device: str | None = None) -> R
             f"very slow. Use PROFILE='smoke' on a CPU.",
             stacklevel=2,
         )
+    chosen = capped_profile(chosen)
+    if chosen.name != "smoke":
+        print(runs_dir_note())
     _active_profile = chosen
     if chosen.name == "smoke" and run_device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         import torch
 
         torch.set_num_threads(1)  # tiny models: one thread is as fast, and never fights a neighbour for cores
     return RunConfig(chosen, seed, run_device, detect_precision(run_device))
+
+
+# --------------------------------------------------------------------------- caps for testing a profile
+
+
+def _cap(variable: str) -> int | None:
+    """The positive integer in ``$variable``, or None when unset."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"${variable} must be a positive whole number, got {text!r}; unset it to lift the cap.")
+    return int(text)
+
+
+def max_steps() -> int | None:
+    """``$BS_MAX_STEPS``: the most optimiser steps any training run may take (None: no cap).
+
+    With :func:`max_size`, it runs a GPU profile's code path on a CPU in minutes:
+    every config and notebook cell of ``colab`` runs, only smaller and shorter.
+    A capped run tests the code, not the result.
+    """
+    return _cap(MAX_STEPS_ENV)
+
+
+def max_size() -> int | None:
+    """``$BS_MAX_SIZE``: the largest image side any profile or training run may use (None: no cap)."""
+    return _cap(MAX_SIZE_ENV)
+
+
+def capped_profile(profile: Profile) -> Profile:
+    """``profile`` with its image size cut to :func:`max_size`, saying so in one line when it does."""
+    size, steps = max_size(), max_steps()
+    if size is None and steps is None:
+        return profile
+    if size is not None and profile.image_size > size:
+        profile = profile.with_overrides(image_size=size)
+    print(f"capped by {MAX_SIZE_ENV}={size} and {MAX_STEPS_ENV}={steps}: images at most {profile.image_size}², "
+          f"training runs at most {steps or 'their'} steps; this tests the code path, its numbers mean nothing.")
+    return profile
 
 
 def active_profile() -> Profile:
@@ -352,10 +397,31 @@ def data_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "bs_lib" / "data"
 
 
+COLAB_DRIVE = Path("/content/drive/MyDrive")  # where Colab mounts Google Drive
+
+
 def runs_dir() -> Path:
-    """Where training runs (checkpoints, logs) go: ``$BS_RUNS_DIR``, else ``~/.cache/bs_lib/runs``."""
+    """Where training runs (checkpoints, logs) go.
+
+    ``$BS_RUNS_DIR`` when set; on Colab with Google Drive mounted,
+    ``MyDrive/bs_lib/runs``, so a run survives a disconnect and resumes where it
+    stopped; otherwise ``~/.cache/bs_lib/runs``.
+    """
     root = os.environ.get(RUNS_DIR_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "bs_lib" / "runs"
+    if root:
+        return Path(root).expanduser()
+    if in_colab() and COLAB_DRIVE.is_dir():
+        return COLAB_DRIVE / "bs_lib" / "runs"
+    return Path.home() / ".cache" / "bs_lib" / "runs"
+
+
+def runs_dir_note() -> str:
+    """One line: where runs go, and whether they outlive this session."""
+    folder = runs_dir()
+    if in_colab() and not str(folder).startswith(str(COLAB_DRIVE)):
+        return (f"training runs go to {folder}, which Colab deletes at a disconnect: mount Google Drive (Files "
+                f"panel, 'Mount Drive') and run again to keep them and resume.")
+    return f"training runs go to {folder} (a finished run is reused, an interrupted one resumed)."
 
 
 def real_pairs_dir() -> Path | None:

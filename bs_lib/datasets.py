@@ -711,19 +711,41 @@ def _why_not_downloaded(error: Exception) -> str:
     return f"the download failed ({type(error).__name__}: {str(error).split('. ')[0]})"
 
 
+_REPORTED_MISSING: set[str] = set()
+
+
+def _say_missing(name: str, why: str = "is not on this machine") -> None:
+    """One line, once per dataset and process: the phantom stands in, and how to get the real data."""
+    if name not in _REPORTED_MISSING:
+        _REPORTED_MISSING.add(name)
+        print(f"{name} {why}: the synthetic phantom stands in for it. {how_to_get(name)}")
+
+
+def usable_dataset(name: str) -> str:
+    """``name`` when that dataset is on this machine, else ``"phantom"`` (saying so, once, with how to get it).
+
+    What a notebook passes as ``data`` to a training config, so that a GPU
+    profile runs without any download: ``DATA = usable_dataset(run.profile.dataset)``.
+    """
+    if name == "phantom" or local_copy(name) is not None:
+        return name
+    _say_missing(name)
+    return "phantom"
+
+
 def profile_dataset(profile, split: str = "train", seed: int = 0, **kwargs):
-    """The dataset a profile asks for, or the phantom (saying so) when that dataset is not on this machine.
+    """The dataset a profile asks for, or the phantom (saying so once) when that dataset is not on this machine.
 
     ``profile`` is a :class:`bs_lib.config.Profile` (``run.profile`` in a notebook).
     """
+    name = usable_dataset(profile.dataset)
     try:
-        return get_dataset(profile.dataset, split=split, size=profile.image_size, num_images=profile.num_images,
+        return get_dataset(name, split=split, size=profile.image_size, num_images=profile.num_images,
                            seed=seed, **kwargs)
     except DatasetNotFoundError as missing:
-        if profile.dataset == "phantom":
+        if name == "phantom":
             raise
-        print(f"{profile.dataset} is not on this machine ({str(missing).splitlines()[0]}); "
-              f"using the synthetic phantom at {profile.image_size}² instead. {how_to_get(profile.dataset)}")
+        _say_missing(name, f"is incomplete ({str(missing).splitlines()[0]})")
         return get_dataset("phantom", split=split, size=profile.image_size, num_images=profile.num_images,
                            seed=seed, **kwargs)
 

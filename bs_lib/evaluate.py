@@ -189,11 +189,13 @@ def scaled_steps(steps: int, method: str, steps_override: dict[str, int], steps_
 
 
 def learned_config(method: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
-                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0):
+                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0, data: str | None = None):
     """The benchmark's :class:`~bs_lib.train.TrainConfig` for ``method``: its profile config, our size, seed, steps.
 
     The run is named after everything that changes it, so two benchmarks with
-    different settings never share (or resume) a run.
+    different settings never share (or resume) a run, and a notebook that
+    trains with this config (notebook 03) hands its runs to the benchmark.
+    ``data`` replaces the config's dataset (the benchmark keeps the config's).
     """
     from bs_lib.configs import config_dict, load_config, rescheduled
 
@@ -204,6 +206,8 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
     name = f"benchmark-{method}-{profile}-{size}px-{steps}steps-seed{seed}"
     overrides: dict[str, Any] = {"name": name, "seed": seed, "output_dir": str(runs), "image_size": size,
                                  **rescheduled(base, steps)}
+    if data is not None and data != base.get("data"):
+        overrides.update(data=data, name=f"{name}-{data}")
     teacher = (base.get("method_args") or {}).get("teacher")
     if method == "distillation" and isinstance(teacher, dict):
         overrides["method_args"] = {"teacher": teacher_spec(teacher, name, size, seed, steps_override, steps_scale)}

@@ -16,16 +16,18 @@ papermill on its own only warns about a misspelled name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import html
 import json
 import os
 import platform
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bs_lib.config import PROFILE_ENV, PROFILES, UnknownParameterError
+from bs_lib.config import PROFILE_ENV, PROFILES, RUNS_DIR_ENV, UnknownParameterError
 
 KERNEL = "python3"
 
@@ -188,15 +190,34 @@ def run_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     os.environ[PROFILE_ENV] = profile  # the kernels inherit it, so library defaults agree
     results = []
-    for number, notebook in enumerate(notebooks, start=1):
-        print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
-        result = execute(notebook, output_dir, parameters, timeout)
-        print(f"{result.status} in {result.seconds:.1f} s", flush=True)
-        if result.error:
-            print(f"        {result.error.splitlines()[0][:200]}", flush=True)
-        results.append(result)
+    with _runs_of_this_report():
+        for number, notebook in enumerate(notebooks, start=1):
+            print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+            result = execute(notebook, output_dir, parameters, timeout)
+            print(f"{result.status} in {result.seconds:.1f} s", flush=True)
+            if result.error:
+                print(f"        {result.error.splitlines()[0][:200]}", flush=True)
+            results.append(result)
     write_index(results, output_dir, profile)
     return results
+
+
+@contextlib.contextmanager
+def _runs_of_this_report():
+    """Unless ``$BS_RUNS_DIR`` chooses a folder, the report's notebooks share a fresh one, removed afterwards.
+
+    Later notebooks then reuse the runs of earlier ones (09 those of 03, 07
+    those of 06), and a report never shows a model trained by older code.
+    """
+    if RUNS_DIR_ENV in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="bs-report-runs-") as folder:
+        os.environ[RUNS_DIR_ENV] = folder
+        try:
+            yield
+        finally:
+            del os.environ[RUNS_DIR_ENV]
 
 
 # --------------------------------------------------------------------------- command line

@@ -261,7 +261,7 @@ def build_objective(config: TrainConfig) -> Objective:
                 raise
         if config.method not in METHODS:
             known = ", ".join(sorted(METHODS)) or "none registered"
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown method {config.method!r} (known: {known}). Register it with "
                 f"@register_method({config.method!r}) or give 'package.module:function'."
             )
@@ -845,6 +845,17 @@ def train_or_reuse(config: TrainConfig, train_dataset, val_dataset=None) -> Path
     discard_stale_run(config)
     result = Trainer(build_objective(config), config, train_dataset, val_dataset).fit(resume=True)
     return result.checkpoint
+
+
+def fit_or_reuse(objective: nn.Module, config: TrainConfig, train_dataset, val_dataset=None) -> TrainResult:
+    """Train ``objective`` under ``config``: a finished run of this exact config is reused, an interrupted one
+    resumed from its last checkpoint, a run of another config under the same name replaced.
+
+    What a notebook calls, so that a session that disconnects (or a later
+    notebook asking for the same run) loses nothing that was checkpointed.
+    """
+    discard_stale_run(config)
+    return Trainer(objective, config, train_dataset, val_dataset).fit(resume=True)
 
 
 def load_weights(path: str | Path, objective: nn.Module, use_ema: bool = False) -> dict:

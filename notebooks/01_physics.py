@@ -85,7 +85,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bs_lib import io, metrics, phantom
+from bs_lib import metrics, phantom
+from bs_lib.datasets import real_pairs
 from bs_lib.models import manual
 
 SIZE = run.profile.image_size  # the images the metrics see: 64 in smoke
@@ -350,12 +351,12 @@ assert identity["lung/bsr_symmetric"] != identity["bsr_symmetric"]  # the region
 #
 # ## 5. Realism: the phantom beside real pairs
 # The phantom is simple by design. How far is it from real radiographs? When
-# the optional folder of real dual-energy pairs is on this machine
-# (`config.real_pairs_dir()`: six 1024² radiographs with their DES soft-tissue
-# images), we compare intensity histograms and the **radially averaged power
+# the six real dual-energy sample pairs can be had (`datasets.real_pairs()`:
+# 1024² radiographs with their DES soft-tissue images, downloaded on first use
+# from their public repositories, no account needed), we compare intensity histograms and the **radially averaged power
 # spectrum** of both components, soft tissue $g$ and bone $c - g$: the power
-# $|\hat f(k)|^2$ averaged over rings of equal spatial frequency $|k|$. Without
-# the folder this section shows the phantom alone.
+# $|\hat f(k)|^2$ averaged over rings of equal spatial frequency $|k|$. Offline,
+# this section shows the phantom alone.
 
 
 # %%
@@ -379,18 +380,12 @@ def high_frequency_share(image, cutoff=0.05):
 
 
 sources = {"phantom": [phantom.render(seed, FIG) for seed in range(3)]}
-pairs_dir = config.real_pairs_dir()
-if pairs_dir is not None:
-    for folder in ("szch-bsldm", "szch-bsdiff"):
-        found = []
-        for path in sorted((pairs_dir / folder / "CXR").glob("*.png")):
-            radiograph = io.resize(io.read_image(path)[0], (FIG, FIG))
-            target = io.resize(io.read_image(pairs_dir / folder / "BS" / path.name)[0], (FIG, FIG))
-            found.append({"cxr": radiograph, "soft": target, "bone": radiograph - target})
-        if found:
-            sources[folder] = found
-else:
-    print("No real pairs on this machine (config.real_pairs_dir() is None): the phantom is shown alone.")
+real = real_pairs(size=FIG)  # downloaded on first use (public files, no account); None when offline
+for index in range(len(real) if real is not None else 0):
+    pair = real[index]
+    radiograph, target = pair["cxr"].numpy(), pair["soft"].numpy()
+    sources.setdefault(pair["meta"]["source"], []).append(
+        {"cxr": radiograph, "soft": target, "bone": radiograph - target})
 
 fig, axes = plt.subplots(len(sources), 5, figsize=(20, 4 * len(sources)), squeeze=False)
 for axes_row, (source, images) in zip(axes, sources.items(), strict=True):
@@ -431,9 +426,10 @@ print(shares.round(4).to_string())
 for source in sources:
     soft_share, bone_share = shares.loc[source]
     assert bone_share > soft_share, source
-if pairs_dir is not None and "szch-bsldm" in sources:  # the reference value in the real pairs' README
-    first = io.read_image(pairs_dir / "szch-bsldm" / "CXR" / "0.png")[0]
-    target = io.read_image(pairs_dir / "szch-bsldm" / "BS" / "0.png")[0]
+if real is not None:  # the reference values of the sample pairs' card (datasets/real-pairs.md), at full size
+    full_size = real_pairs()
+    pair = next(full_size[i] for i in range(len(full_size)) if full_size[i]["id"] == "szch-bsldm/0")
+    first, target = pair["cxr"].numpy(), pair["soft"].numpy()
     assert abs(metrics.bsr(first, target, first) - 0.820067) < 1e-4
     assert metrics.psnr_uint8_official(first, target) - metrics.psnr(first, target) > 4
 

@@ -89,9 +89,9 @@ from PIL import Image
 from bs_lib import datasets as bsd
 from bs_lib import download, io, metrics
 
-REAL_PAIRS = config.real_pairs_dir()  # None when the six sample pairs are not on this machine
+REAL_PAIRS = bsd.real_pairs(size=256)  # the six real sample pairs, downloaded on first use; None offline
 HAS_RG1 = importlib.util.find_spec("data_store") is not None  # pip install pydicom-data
-print("real sample pairs:", REAL_PAIRS or "not present")
+print("real sample pairs:", REAL_PAIRS or "not available")
 print("pydicom-data (one real DICOM chest radiograph):", "installed" if HAS_RG1 else "not installed")
 
 # %% [markdown]
@@ -136,9 +136,9 @@ assert catalogue.loc["phantom", "status"] == "built in"
 # notebook access). Hugging Face reads `HF_TOKEN` the same way. The library only ever
 # reports *where* it found a credential, never its value.
 #
-# The cell below downloads the profile's dataset when it is a real one and the
-# credentials exist; otherwise it says how to get it. The smoke profile uses the
-# phantom and never downloads.
+# The cell below downloads the profile's dataset when it is a real one; when it cannot
+# (no credentials, no network), it says in one line how to get it, and the rest of the
+# notebook uses the phantom. The smoke profile uses the phantom and never downloads.
 
 # %%
 wanted = run.profile.dataset
@@ -146,11 +146,12 @@ if wanted == "phantom":
     print("This profile uses the built-in phantom: nothing to download.")
 else:
     entry = download.get_entry(wanted)
-    if download.credentials_available(entry.source):
-        dataset_folder = download.download(wanted)
-        print(f"{wanted}: ready in {dataset_folder}")
-    else:
-        print(f"{wanted}: no credentials for {entry.source}. {entry.how_to_get()}")
+    try:
+        print(f"{wanted}: ready in {download.download(wanted)}")
+    except download.DownloadError as error:
+        print(f"{wanted}: not downloaded ({type(error).__name__}); this notebook uses the phantom instead. "
+              f"{entry.how_to_get()}")
+        wanted = "phantom"
 
 print("\nKaggle credentials:", download.kaggle_credentials_source() or "none found")
 for name in ("bse-jsrt", "jsrt-bse-baidu", "jsrt"):
@@ -210,20 +211,20 @@ for name in ("missing.png", "empty.png", "JPCLN001.IMG", "flat.png", "notes.txt"
 # %% [markdown]
 # ## 4 · Looking at pairs
 #
-# The smoke profile shows phantom pairs and, when present, the six real SZCH sample
-# pairs (dual-energy targets, 1024² PNG). One switch, `bsd.get_dataset(name, ...)`,
-# serves either; every sample is a dict with `cxr`, `soft`, `id` and `patient`.
+# Phantom pairs, the six real SZCH sample pairs (dual-energy targets, 1024² PNG,
+# downloaded on first use, no account needed) and, when downloaded, the profile's
+# dataset. One switch, `bsd.get_dataset(name, ...)`, serves them all; every sample is a
+# dict with `cxr`, `soft`, `id` and `patient`.
 
 # %%
 SIZE = run.profile.image_size
 phantom = bsd.get_dataset("phantom", split="train", size=SIZE, num_images=4, seed=SEED)
 shown = {"phantom": [phantom[i] for i in range(2)]}
 if REAL_PAIRS is not None:
-    real = bsd.get_dataset("real-pairs", size=256)
-    shown["real (SZCH)"] = [real[0], real[3]]
-elif wanted != "phantom":
-    real = bsd.get_dataset(wanted, split="all", size=256, num_images=2)
-    shown[wanted] = [real[0], real[1]]
+    shown["real (SZCH samples)"] = [REAL_PAIRS[0], REAL_PAIRS[3]]
+if wanted != "phantom":
+    profile_data = bsd.get_dataset(wanted, split="all", size=256, num_images=2)
+    shown[wanted] = [profile_data[0], profile_data[1]]
 
 rows = [(name, s) for name, samples in shown.items() for s in samples]
 fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)))
@@ -368,12 +369,13 @@ print(f"the random split flatters a model that only remembers by {-gain_db:.1f} 
 # (The smoke profile writes to a temporary folder, so tests leave no trace.)
 
 # %%
-if run.profile.dataset != "phantom":
-    split_name = run.profile.dataset
+if wanted != "phantom":
+    split_name = wanted
     patients = bsd.get_dataset(split_name, split="all").patients
     counts = (192, 24, 25) if split_name == "bse-jsrt" and len(set(patients)) == 241 else None
 elif REAL_PAIRS is not None:
-    split_name, patients, counts = "real-pairs", [real[i]["patient"] for i in range(len(real))], (4, 1, 1)
+    split_name, counts = "real-pairs", (4, 1, 1)
+    patients = [REAL_PAIRS[i]["patient"] for i in range(len(REAL_PAIRS))]
 else:
     split_name, patients, counts = "phantom-augmented", [patient_of(i) for i in ids], None
 

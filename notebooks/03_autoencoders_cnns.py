@@ -97,7 +97,6 @@ print(config.environment_report())
 print(run)
 
 # %%
-import tempfile
 import time
 
 import matplotlib.pyplot as plt
@@ -105,17 +104,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bs_lib import losses, metrics
-from bs_lib.configs import load_config
-from bs_lib.datasets import profile_dataset
+from bs_lib import evaluate, losses, metrics
+from bs_lib.datasets import profile_dataset, usable_dataset
 from bs_lib.models.supervised import count_parameters
-from bs_lib.train import Trainer, build_objective
+from bs_lib.train import build_datasets, build_objective, fit_or_reuse
 
 METHODS = ["gusarev_ae", "vae", "vq_vae", "resnet_bs", "unet", "unet_plus_plus"]
 LABELS = {"identity": "identity", "gusarev_ae": "Gusarev AE", "vae": "VAE", "vq_vae": "VQ-VAE",
           "resnet_bs": "ResNet-BS", "unet": "U-Net", "unet_plus_plus": "UNet++"}
 SIZE = run.profile.image_size
-RUNS = tempfile.mkdtemp(prefix="bs-03-")  # checkpoints of this notebook's runs
+RUNS = config.runs_dir()  # checkpoints: a finished run is reused (by notebook 09 too), an interrupted one resumed
 
 # %% [markdown]
 # ## 1 · The data and the task
@@ -127,9 +125,9 @@ RUNS = tempfile.mkdtemp(prefix="bs-03-")  # checkpoints of this notebook's runs
 # Every model sees the same `train` split, and is measured on the same `test` split.
 
 # %%
-train_set = profile_dataset(run.profile, "train", seed=SEED)  # the phantom, saying so, when real data is absent
+DATA = usable_dataset(run.profile.dataset)  # the phantom, saying so, when the real data is not on this machine
+train_set = profile_dataset(run.profile, "train", seed=SEED)
 test_set = profile_dataset(run.profile, "test", seed=SEED)
-DATA = "phantom" if type(train_set).__name__ == "PhantomDataset" else run.profile.dataset
 print(f"data: {DATA}, {len(train_set)} training and {len(test_set)} test images of {SIZE}²")
 
 sample = test_set[0]
@@ -221,8 +219,8 @@ assert abs(losses.ms_ssim(target, target).item() - 1) < 1e-5
 # per convolution, measured with forward hooks on the networks actually trained below).
 
 # %%
-configs = {method: load_config(method, run.profile.name, seed=SEED, data=DATA, output_dir=RUNS,
-                               name=f"{method}-{run.profile.name}") for method in METHODS}
+configs = {method: evaluate.learned_config(method, run.profile.name, image_size=SIZE, seed=SEED, runs=RUNS, data=DATA)
+           for method in METHODS}  # the benchmark's configs: notebook 09 reuses these runs
 objectives = {}
 for method, cfg in configs.items():
     torch.manual_seed(SEED)
@@ -277,7 +275,7 @@ histories, train_seconds = {}, {}
 for method in config.progress(METHODS, desc="training"):
     torch.manual_seed(SEED)
     start = time.perf_counter()
-    result = Trainer(objectives[method], configs[method], train_set).fit()
+    result = fit_or_reuse(objectives[method], configs[method], build_datasets(configs[method])[0])
     train_seconds[method] = time.perf_counter() - start
     histories[method] = pd.DataFrame(result.history).set_index("step")
 

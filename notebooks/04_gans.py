@@ -79,8 +79,6 @@ print(config.environment_report())
 print(run)
 
 # %%
-import tempfile
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -88,13 +86,14 @@ import torch
 
 from bs_lib import metrics
 from bs_lib.configs import load_config
-from bs_lib.datasets import get_dataset
-from bs_lib.train import Trainer, build_datasets, build_objective
+from bs_lib.datasets import get_dataset, usable_dataset
+from bs_lib.train import build_datasets, build_objective, fit_or_reuse
 
-RUNS = tempfile.mkdtemp(prefix="bs-gans-") if PROFILE == "smoke" else "runs"  # checkpoints
+RUNS = config.runs_dir()  # checkpoints: a finished run is reused, an interrupted one resumed
 SIZE = run.profile.image_size
-test_set = get_dataset(run.profile.dataset, split="test", size=SIZE, num_images=16 if PROFILE == "smoke" else None)
-print(f"test split: {len(test_set)} pairs of {run.profile.dataset} at {SIZE}²; checkpoints in {RUNS}")
+DATA = usable_dataset(run.profile.dataset)  # the phantom, saying so, when the real data is not on this machine
+test_set = get_dataset(DATA, split="test", size=SIZE, num_images=16 if PROFILE == "smoke" else None)
+print(f"test split: {len(test_set)} pairs of {DATA} at {SIZE}²; checkpoints in {RUNS}")
 
 # %% [markdown]
 # ## 1 · Why a pixel loss blurs
@@ -150,10 +149,10 @@ assert np.all(np.isin(np.median(edges, 0), [0.0, 1.0])) and 0 < edges.mean(0)[50
 # %%
 def train(method, **overrides):
     """Train ``method`` with its config for this profile; returns the objective and its history."""
-    cfg = load_config(method, PROFILE, data=run.profile.dataset, output_dir=RUNS, seed=SEED, **overrides)
+    cfg = load_config(method, PROFILE, data=DATA, output_dir=str(RUNS), seed=SEED, **overrides)
     config.seed_everything(SEED)
     model = build_objective(cfg)
-    result = Trainer(model, cfg, *build_datasets(cfg)).fit()
+    result = fit_or_reuse(model, cfg, *build_datasets(cfg))
     print(f"{cfg.name}: {result.final_step} steps in {result.wall_time_s:.1f} s")
     return model.eval(), pd.DataFrame([h for h in result.history if "loss/generator" in h]).set_index("step")
 

@@ -58,6 +58,24 @@ def rescheduled(config: dict, steps: int) -> dict:
     return overrides
 
 
+def capped(values: dict) -> dict:
+    """``values`` within the caps of :func:`bs_lib.config.max_steps` and :func:`bs_lib.config.max_size`.
+
+    The steps are cut with :func:`rescheduled` (the schedule keeps its shape),
+    the image side with a plain minimum. Without caps, ``values`` is returned as is.
+    """
+    from bs_lib.config import max_size, max_steps
+    from bs_lib.train import TrainConfig
+
+    steps, size = max_steps(), max_size()
+    values = {"steps": TrainConfig.steps, "image_size": TrainConfig.image_size, **values}
+    if steps is not None and values["steps"] > steps:
+        values.update(rescheduled(values, steps))
+    if size is not None and values["image_size"] > size:
+        values["image_size"] = size
+    return values
+
+
 def is_sectioned(values: dict) -> bool:
     """True for a ``base`` + per-profile file, False for a flat run description."""
     return "base" in values or any(name in values for name in PROFILES)
@@ -107,7 +125,7 @@ def resolve_run_config(spec: str | Path, profile: str, overrides=()):
     for override in overrides:
         apply_override(values, override)
     try:
-        return TrainConfig.from_dict(values)
+        return TrainConfig.from_dict(capped(values))
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
 
@@ -122,4 +140,4 @@ def load_config(method: str, profile: str, **overrides):
             values[key] = {**values[key], **value}
         else:
             values[key] = value
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(capped(values))
