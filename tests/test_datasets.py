@@ -85,6 +85,19 @@ def test_paired_folder_native_size_and_transform(tmp_path):
     np.testing.assert_allclose(sample["cxr"][0].numpy(), expected, atol=1e-6)
 
 
+def test_resized_pairs_are_read_once_and_handed_out_as_copies(tmp_path, monkeypatch):
+    root = make_pairs(tmp_path, "CXR", "BS", ["0"])
+    dataset = PairedFolder(root, size=8)
+    first = dataset[0]
+    first["cxr"].zero_()  # a caller that writes into its sample must not change the next one
+    monkeypatch.setattr(dataset, "_read", lambda *paths: pytest.fail("a cached pair was read again"))
+    again = dataset[0]
+    assert float(again["cxr"].max()) > 0 and again["cxr"].shape == (1, 8, 8)
+    native = PairedFolder(root)  # native size: nothing kept (the images may be large)
+    native[0]
+    assert native._cache == {}
+
+
 def test_a_pair_missing_on_one_side_is_an_error_unless_skipped(tmp_path):
     root = make_pairs(tmp_path, "CXR", "BS", ["0", "1"])
     png(root / "CXR" / "2.png")
