@@ -8,7 +8,10 @@ Every course notebook ``notebooks/NN_topic.ipynb``
   a setup cell that installs ``bs_lib`` only when missing, a ``parameters``
   cell declaring ``PROFILE``, and a cell calling ``config.setup``;
 * closes with ``## Summary``, ``## Exercises`` and ``## References``;
-* never hard-codes a CUDA device.
+* never hard-codes a CUDA device;
+* states what it checks with :func:`bs_lib.claims.check`, never with a bare
+  ``assert`` outside a function;
+* keeps none of the template's placeholder text.
 
 ``bs-lib notebooks check`` reports every breach; ``bs-lib notebooks new 10 topic
 "Title"`` copies ``notebooks/_template.py`` into a new pair; ``bs-lib notebooks
@@ -19,6 +22,7 @@ stress`` runs every notebook under several seeds and thread counts
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 from pathlib import Path
 
@@ -31,6 +35,17 @@ CLOSING_SECTIONS = ["Summary", "Exercises", "References"]
 HARD_CODED_CUDA = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(\)""")
 EDITOR_METADATA = ("colab", "widgets", "accelerator", "gpuClass")
 CELL_METADATA_ALLOWED = {"tags", "lines_to_next_cell"}  # jupytext keeps blank-line counts to round-trip the .py
+RUN_TIME_TABLE = "| profile | hardware | run time |"
+#: sentences of notebooks/_template.py that a finished notebook has replaced with its own
+TEMPLATE_PLACEHOLDERS = (
+    "One paragraph that tells the story of this notebook",
+    "state the first thing a student will be able to do",
+    "Prose, a figure, the maths, then the few lines of code",
+    "what was learned, in three to five bullets",
+    "A question with a concrete task",
+    "The answer, or the code cell below",
+    "Author et al., *Title*, Venue Year",
+)
 
 
 def colab_url(notebook: Path | str) -> str:
@@ -48,6 +63,54 @@ def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def _titles(nb) -> list[str]:
+    """The ``# Title`` lines of the markdown cells, outside fenced code."""
+    titles = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        fenced = False
+        for line in cell.source.splitlines():
+            fenced ^= line.lstrip().startswith("```")
+            if not fenced and line.startswith("# "):
+                titles.append(line[2:].strip())
+    return titles
+
+
+def bare_asserts(source: str) -> list[int]:
+    """Line numbers of the ``assert`` statements of a cell that run outside any function.
+
+    IPython's ``%magic`` and ``!shell`` lines are blanked before parsing; a cell
+    that still does not parse reports nothing (ruff reports it).
+    """
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    found, pending = [], list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue  # a helper's asserts guard its arguments, not the notebook's claims
+        if isinstance(node, ast.Assert):
+            found.append(node.lineno)
+        pending.extend(ast.iter_child_nodes(node))
+    return sorted(found)
+
+
+def check_claims(nb) -> list[str]:
+    """Bare top-level asserts, and text left over from the template."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            problems += [f"cell {i}, line {line}: a bare assert; state the claim with check(condition, "
+                         f"\"what was shown\") from bs_lib.claims" for line in bare_asserts(cell.source)]
+        problems += [f"cell {i} still holds the template's placeholder \"{phrase}\"; write the notebook's own text"
+                     for phrase in TEMPLATE_PLACEHOLDERS if phrase in cell.source]
+    return problems
+
+
 def check_structure(nb, name: str) -> list[str]:
     """Problems with the fixed opening and closing of one notebook (empty list: none)."""
     problems: list[str] = []
@@ -62,6 +125,12 @@ def check_structure(nb, name: str) -> list[str]:
         problems.append(f"the Colab badge points at {badge.group(0)[1:-1]}, not {colab_url(name)}")
     if "Learning goals" not in _headings(opening, 2):
         problems.append("the first cell has no '## Learning goals' section")
+    titles = _titles(nb)
+    if len(titles) > 1:
+        problems.append(f"{len(titles)} titles ({'; '.join(titles)}); a notebook has one '# Title'")
+    tables = sum(c.source.count(RUN_TIME_TABLE) for c in cells if c.cell_type == "markdown")
+    if tables > 1:
+        problems.append(f"{tables} run-time tables; keep one, in the first cell")
 
     code = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"]
     setup = next((i for i, c in code if 'find_spec("bs_lib")' in c.source), None)
@@ -134,7 +203,7 @@ def check_notebook(ipynb: Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(ipynb, as_version=4)
-    return check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name)
+    return check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name) + check_claims(nb)
 
 
 def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:

@@ -1,9 +1,9 @@
 """Do the notebooks' claims hold on any machine? Run every notebook under several seeds and thread counts.
 
-A notebook checks what it teaches with ``assert`` cells: "the adapted model
-gains on the target", "BS-LDM beats doing nothing". A claim that holds for
-seed 0 on one CPU and fails for seed 1 or with two threads is a coin flip, not
-a lesson. ``python -m bs_lib notebooks stress`` executes every course notebook
+A notebook checks what it teaches with claims (:func:`bs_lib.claims.check`):
+"the adapted model gains on the target", "BS-LDM removes bone's level shift".
+A claim that holds for seed 0 on one CPU and fails for seed 1 or with two
+threads is a coin flip, not a lesson. ``python -m bs_lib notebooks stress`` executes every course notebook
 in the ``smoke`` profile with papermill for each seed (default 0, 1, 2) and
 each torch thread count (default 1, 2), and prints a pass/fail table; a
 failing run shows the error of its first failing cell. ``--output FILE.md``

@@ -90,6 +90,7 @@ import numpy as np
 import pandas as pd
 
 from bs_lib import survey
+from bs_lib.claims import check
 
 papers = survey.load_papers(survey.PAPERS_DIR)
 by_id = {paper.id: paper for paper in papers}
@@ -98,9 +99,11 @@ print(f"{len(papers)} entries from {survey.PAPERS_DIR.name}/")
 table.groupby(["group", "category"], sort=False).size().rename("papers").to_frame()
 
 # %%
-assert len(papers) >= 80, "the survey should hold at least 80 entries"
-assert set(table["category"]) <= set(survey.CATEGORIES)
-assert {"bs-ldm-2025", "gusarev-2017", "mca-net-2018", "resnet-bs-2021", "bs-diff-2024"} <= set(by_id)
+check(len(papers) >= 80, f"the survey holds {len(papers)} papers, at least 80")
+check(set(table["category"]) <= set(survey.CATEGORIES),
+      f"every paper sits in one of the survey's {len(survey.CATEGORIES)} categories")
+check({"gusarev-2017", "mca-net-2018", "resnet-bs-2021", "bs-diff-2024", "bs-ldm-2025"} <= set(by_id),
+      "the papers this course rebuilds, from Gusarev et al. to BS-LDM, are all in the database")
 
 # %% [markdown]
 # ## 1 · Why suppress bones?
@@ -167,7 +170,8 @@ plt.show()
 # %%
 inside = soft_thickness > 0
 ratio = soft_image[inside] / soft_thickness[inside]
-assert np.allclose(ratio, mu_soft["H"] - w * mu_soft["L"]), "the weighted difference is proportional to t_s"
+check(np.allclose(ratio, mu_soft["H"] - w * mu_soft["L"]),
+      f"along the whole profile S = {ratio.mean():.3f} × t_s: the bone has cancelled exactly")
 
 # %% [markdown]
 # In practice it is not that clean: two exposures mean motion between them (or a
@@ -242,7 +246,8 @@ plt.show()
 families = ["autoencoder", "domain-adaptation", "distillation", "gan", "cnn", "diffusion"]
 family_counts = table[table["category"].isin(families)].groupby("category").size()
 print(family_counts.reindex(families).to_string())
-assert (family_counts.reindex(families) >= 1).all(), "every learned family has at least one entry"
+check((family_counts.reindex(families) >= 1).all(),
+      f"each of the {len(families)} learned families has papers, the smallest {family_counts.min()}")
 
 # %% [markdown]
 # ### Diffusion and BS-LDM
@@ -274,8 +279,9 @@ plt.show()
 
 # %%
 learned = table[table["category"].isin(families)]
-assert learned["year"].min() >= 2017, "the learned families start with CamsNet and Gusarev et al. (2017)"
-assert table.loc[table["category"] == "diffusion", "year"].min() == 2024
+check(learned["year"].min() >= 2017,
+      f"learned methods begin in {learned['year'].min()}, with CamsNet and Gusarev et al.")
+check(table.loc[table["category"] == "diffusion", "year"].min() == 2024, "diffusion arrives in 2024, with BS-Diff")
 
 # %% [markdown]
 # Which data does the field rest on? The entries name datasets as their sources
@@ -319,7 +325,7 @@ bs_ldm_psnr[["value", "source", "resolution"]]
 own = bs_ldm_psnr.loc[bs_ldm_psnr["source"] == "paper", "value"].item()
 rerun = bs_ldm_psnr.loc[bs_ldm_psnr["source"] == "re-evaluation", "value"].item()
 print(f"BS-LDM, SZCH-X-Rays: paper {own:.2f} dB, re-evaluation {rerun:.2f} dB, gap {own - rerun:.2f} dB")
-assert own - rerun > 1.0
+check(own - rerun > 1.0, f"BS-LDM's own PSNR is {own - rerun:.2f} dB above its re-evaluation: more than 1 dB")
 
 # %% [markdown]
 # ## 6 · Adjacent fields
@@ -344,7 +350,8 @@ adjacent = table[table["group"] == "adjacent field"]
 adjacent.groupby("category", sort=False).agg(papers=("id", "size"), first=("year", "min"), last=("year", "max"))
 
 # %%
-assert set(adjacent["category"]) >= {"cross-modality-synthesis", "medical-diffusion", "report-generation"}
+check(set(adjacent["category"]) >= {"cross-modality-synthesis", "medical-diffusion", "report-generation"},
+      f"{len(adjacent)} papers of adjacent fields, from cross-modality synthesis to report generation")
 
 # %% [markdown]
 # ## 7 · A reading path
@@ -376,7 +383,8 @@ table[table["highlighted"]][["year", "id", "authors", "category"]].sort_values([
 reading_path = ["li-bsi-nodules-2011", "suzuki-mtann-2006", "juhasz-2010", "gusarev-2017", "camsnet-2017",
                 "mca-net-2018", "li-ct-priors-2020", "resnet-bs-2021", "bs-diff-2024", "bs-ldm-2025",
                 "gl-lcm-2025"]
-assert all(paper_id in by_id for paper_id in reading_path), "every paper on the reading path is in papers/"
+check(all(paper_id in by_id for paper_id in reading_path),
+      f"all {len(reading_path)} papers of the reading path are in papers/")
 
 # %% [markdown]
 # ## 8 · Open problems
@@ -458,14 +466,17 @@ with tempfile.TemporaryDirectory() as scratch:
     index = survey.render_index(valid)
     print(new_path.name, "|", len(valid), "entries |", len(survey.errors_only(problems)), "errors")
     gan_section = index.split("### Generative adversarial networks")[1].split("### ")[0]
-    assert new_path.name in gan_section
-    assert len(valid) == len(papers) + 1 and not survey.errors_only(problems)
-    assert [w.severity for w in warnings] == ["warning"] * len(survey.SUMMARY_KEYS)
+    check(new_path.name in gan_section, f"{new_path.name} lands in the index's GAN section")
+    check(len(valid) == len(papers) + 1 and not survey.errors_only(problems),
+          f"the copy holds {len(valid)} valid papers, one more than papers/, and no errors")
+    check([w.severity for w in warnings] == ["warning"] * len(survey.SUMMARY_KEYS),
+          f"its {len(survey.SUMMARY_KEYS)} TODO summaries are warnings, not errors")
 
 # %%
 code_by_family = table[table["group"] == "bone suppression"].groupby("category")["has_code"].max()
 print(code_by_family.to_string())
-assert not code_by_family[["manual", "commercial", "distillation"]].any() and code_by_family["diffusion"]
+check(not code_by_family[["manual", "commercial", "distillation"]].any() and code_by_family["diffusion"],
+      "no manual, commercial or distillation paper has public code; diffusion has")
 
 # %% [markdown]
 # ## References

@@ -88,6 +88,7 @@ from PIL import Image
 
 from bs_lib import datasets as bsd
 from bs_lib import download, io, metrics
+from bs_lib.claims import check
 
 REAL_PAIRS = bsd.real_pairs(size=256)  # the six real sample pairs, downloaded on first use; None offline
 HAS_RG1 = importlib.util.find_spec("data_store") is not None  # pip install pydicom-data
@@ -120,8 +121,9 @@ print("data directory:", config.data_dir())
 catalogue
 
 # %%
-assert {"phantom", "szch-x-rays", "bse-jsrt", "jsrt-bone-masks", "jsrt-bse-baidu", "jsrt"} <= set(catalogue.index)
-assert catalogue.loc["phantom", "status"] == "built in"
+check({"phantom", "szch-x-rays", "bse-jsrt", "jsrt-bone-masks", "jsrt-bse-baidu", "jsrt"} <= set(catalogue.index),
+      f"the registry knows {len(catalogue)} datasets, from the phantom to SZCH-X-Rays and the JSRT family")
+check(catalogue.loc["phantom", "status"] == "built in", "the phantom is built in: it never needs a download")
 
 # %% [markdown]
 # ## 2 · Getting a dataset
@@ -188,7 +190,9 @@ if HAS_RG1:
     print({k: rg1_meta[k] for k in ("format", "bit_depth", "photometric_interpretation", "window", "inverted")})
     # conventional polarity: the mediastinum is brighter than the lungs beside it
     rows = slice(700, 1100)
-    assert rg1[0, rows, 880:960].mean() > rg1[0, rows, 450:600].mean()
+    mediastinum, lung = rg1[0, rows, 880:960].mean(), rg1[0, rows, 450:600].mean()
+    check(mediastinum > lung, f"read as bone bright, the mediastinum ({mediastinum:.2f}) outshines the lung "
+                              f"beside it ({lung:.2f})")
 else:
     print("pip install pydicom-data to see a real DICOM radiograph here (34 MB, then offline).")
 
@@ -283,7 +287,8 @@ for name, sample in rows:
     shifts.append({"source": name, "id": sample["id"], "shift y (px)": shift[0], "shift x (px)": shift[1]})
 shifts = pd.DataFrame(shifts)
 print(shifts.round(2).to_string(index=False))
-assert shifts[["shift y (px)", "shift x (px)"]].abs().max().max() <= 2.0, "a pair is misaligned"
+largest_shift = shifts[["shift y (px)", "shift x (px)"]].abs().max().max()
+check(largest_shift <= 2.0, f"every pair shown is aligned: the largest shift is {largest_shift:.1f} px")
 
 # %% [markdown]
 # ## 5 · The leakage trap, with numbers
@@ -345,11 +350,12 @@ leak = pd.DataFrame(
 leak.round(2)
 
 # %%
-assert leak.loc["patient-wise", "test patients also in train"] == 0
-assert leak.loc["random over images", "test patients also in train"] > 0
-assert leak.loc["random over images", "1-NN PSNR on test (dB)"] > leak.loc["patient-wise", "1-NN PSNR on test (dB)"]
-gain_db = leak["1-NN PSNR on test (dB)"].diff().iloc[-1]
-print(f"the random split flatters a model that only remembers by {-gain_db:.1f} dB")
+leaked = leak.loc["random over images", "test patients also in train"]
+flattery_db = leak["1-NN PSNR on test (dB)"]["random over images"] - leak["1-NN PSNR on test (dB)"]["patient-wise"]
+check(leak.loc["patient-wise", "test patients also in train"] == 0,
+      "the patient-wise split keeps every test patient out of training")
+check(leaked > 0, f"the random split shows {leaked} test patients in training too")
+check(flattery_db > 0, f"the random split flatters a model that only remembers by {flattery_db:.1f} dB")
 
 # %% [markdown]
 # The memoriser did not learn anything about bones; the random split simply let it see
@@ -387,9 +393,11 @@ document = bsd.load_split(split_path)
 print(split_path.name, document["counts"])
 
 # %%
-assert all(not found for found in bsd.shared_patients(document["splits"]).values())
-assert sum(document["counts"].values()) == len(set(patients))
-assert bsd.make_patient_split(patients, counts=counts, seed=SEED) == shared  # the same seed, the same split
+check(all(not found for found in bsd.shared_patients(document["splits"]).values()),
+      f"no patient appears in two parts of {split_path.name}")
+check(sum(document["counts"].values()) == len(set(patients)),
+      f"all {len(set(patients))} patients are placed: {document['counts']}")
+check(bsd.make_patient_split(patients, counts=counts, seed=SEED) == shared, "the same seed makes the same split")
 
 # %% [markdown]
 # ## Summary

@@ -15,24 +15,6 @@
 # ---
 
 # %% [markdown]
-# # 03 · Autoencoders and CNNs
-#
-# One paragraph that tells the story of this notebook: the question a student
-# arrives with, and what they can do at the end.
-#
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/bone-suppression/course/blob/main/notebooks/03_autoencoders_cnns.ipynb)
-#
-# | profile | hardware | run time |
-# |---|---|---|
-# | `smoke` | CPU | ≈ 10 s |
-# | `colab` | one T4 GPU | ≈ 1 min |
-# | `full` | one A100/H100 | ≈ 1 min |
-#
-# ## Learning goals
-# - state the first thing a student will be able to do;
-# - and the second.
-
-# %% [markdown]
 # # 03 · Autoencoders and CNNs: learning to remove bone from pairs
 #
 # Given pairs of radiographs and their dual-energy soft-tissue images, can a network
@@ -105,6 +87,7 @@ import pandas as pd
 import torch
 
 from bs_lib import evaluate, losses, metrics
+from bs_lib.claims import check
 from bs_lib.datasets import profile_dataset, usable_dataset
 from bs_lib.models.supervised import count_parameters
 from bs_lib.train import build_datasets, build_objective, fit_or_reuse
@@ -141,8 +124,8 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert sample["cxr"].shape == sample["soft"].shape == (1, SIZE, SIZE)
-assert 0 <= float(sample["soft"].min()) and float(sample["cxr"].max()) <= 1
+check(sample["cxr"].shape == sample["soft"].shape == (1, SIZE, SIZE), f"a pair is two images of 1×{SIZE}×{SIZE}")
+check(0 <= float(sample["soft"].min()) and float(sample["cxr"].max()) <= 1, "both hold intensities in [0, 1]")
 
 # %% [markdown]
 # ## 2 · One objective for six networks
@@ -188,9 +171,13 @@ print(f"MS-SSIM scales at {SIZE}²: {losses.ms_ssim_scales(SIZE, SIZE)}")
 table.round(4)
 
 # %%
-assert abs(table.loc["blurred", "L1"] - table.loc["noisy", "L1"]) < 1e-4
-assert table.loc["blurred", "MS-SSIM"] != table.loc["noisy", "MS-SSIM"]
-assert abs(losses.ms_ssim(target, target).item() - 1) < 1e-5
+check(abs(table.loc["blurred", "L1"] - table.loc["noisy", "L1"]) < 1e-4,
+      f"blur and noise cost the same L1, {table.loc['blurred', 'L1']:.4f}")
+blur_loss, noise_loss = 1 - table.loc["blurred", "MS-SSIM"], 1 - table.loc["noisy", "MS-SSIM"]
+apart = abs(blur_loss - noise_loss) / max(blur_loss, noise_loss)
+check(apart > 0.05, f"MS-SSIM tells them apart: 1 − MS-SSIM is {blur_loss:.4f} for the blur, {noise_loss:.4f} "
+                    f"for the noise, {apart:.0%} apart")
+check(abs(losses.ms_ssim(target, target).item() - 1) < 1e-5, "an image compared with itself scores an MS-SSIM of 1")
 
 # %% [markdown]
 # ## 3 · Six networks, three shapes
@@ -252,9 +239,11 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert min(feature_sizes(objectives["resnet_bs"].network, SIZE)) == SIZE  # never downsamples
-assert min(feature_sizes(objectives["unet"].network, SIZE)) == SIZE // 16  # four halvings
-print("ResNet-BS receptive field:", objectives["resnet_bs"].network.receptive_field, "pixels")
+check(min(feature_sizes(objectives["resnet_bs"].network, SIZE)) == SIZE,
+      f"ResNet-BS never downsamples: every feature map is {SIZE}², "
+      f"and each output pixel sees {objectives['resnet_bs'].network.receptive_field}² input pixels")
+check(min(feature_sizes(objectives["unet"].network, SIZE)) == SIZE // 16,
+      f"the U-Net halves the image four times, from {SIZE}² down to {SIZE // 16}²")
 
 # %% [markdown]
 # ## 4 · Training, one config each
@@ -290,8 +279,11 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert all(len(history) > 1 for history in histories.values())
-assert all(h["log/l1_final"].iloc[-1] < h["log/l1_final"].iloc[0] for h in histories.values())
+fell = {LABELS[m]: 1 - h["log/l1_final"].dropna().iloc[-1] / h["log/l1_final"].dropna().iloc[0]
+        for m, h in histories.items()}
+check(min(fell.values()) > 0, f"the training L1 fell for all six networks, by {min(fell.values()):.0%} "
+                              f"({min(fell, key=fell.get)}) to {max(fell.values()):.0%} ({max(fell, key=fell.get)})",
+      trained=True)
 
 # %% [markdown]
 # ## 5 · Evaluation against the identity baseline
@@ -329,7 +321,9 @@ summary.round(3)
 means = per_image.groupby("method", sort=False)[COLUMNS].mean()
 better_psnr = [LABELS[m] for m in METHODS if means.loc[LABELS[m], "psnr"] > means.loc["identity", "psnr"]]
 print("beat the identity on PSNR:", ", ".join(better_psnr))
-assert {"U-Net", "UNet++", "ResNet-BS"} <= set(better_psnr)
+cnn_gain = min(means.loc[name, "psnr"] for name in ("U-Net", "UNet++", "ResNet-BS")) - means.loc["identity", "psnr"]
+check({"U-Net", "UNet++", "ResNet-BS"} <= set(better_psnr),
+      f"the three CNNs beat doing nothing on PSNR, the weakest by {cnn_gain:.1f} dB", trained=True)
 
 # %% [markdown]
 # The same two test cases for every method, with the difference to the target
@@ -376,7 +370,11 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert set(worst) == set(METHODS)
+mean_psnr = per_image.groupby("method", sort=False)["psnr"].mean()
+worst_psnr = per_image.groupby("method", sort=False)["psnr"].min()
+hidden = (mean_psnr - worst_psnr)[[LABELS[m] for m in METHODS]]
+check((hidden > 0).all(), f"every model's worst image lies below its mean PSNR, by {hidden.min():.1f} to "
+                          f"{hidden.max():.1f} dB: an average hides it")
 
 # %% [markdown]
 # ## 7 · Deep supervision: four models in one
@@ -401,8 +399,11 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert len(heads) == 4 and all(h.shape == test_cxr.shape for h in heads)
-assert max(head_psnr) > means.loc["identity", "psnr"]
+check(len(heads) == 4 and all(h.shape == test_cxr.shape for h in heads),
+      f"UNet++ has four full-size heads, each {tuple(heads[0].shape[1:])}")
+check(max(head_psnr) > means.loc["identity", "psnr"],
+      f"its best head, x^0,{int(np.argmax(head_psnr)) + 1}, beats doing nothing by "
+      f"{max(head_psnr) - means.loc['identity', 'psnr']:.1f} dB", trained=True)
 
 # %% [markdown]
 # ## 8 · Beside the published numbers

@@ -83,6 +83,7 @@ import pandas as pd
 import torch
 
 from bs_lib import datasets, metrics
+from bs_lib.claims import check
 from bs_lib.configs import load_config
 from bs_lib.models.vqgan import VQGAN_PRESETS, build_vqvae, laplacian_pyramid_loss
 from bs_lib.train import Trainer, build_objective, discard_stale_run
@@ -119,8 +120,9 @@ presets = pd.DataFrame(rows).set_index("preset")
 presets
 
 # %%
-assert presets.loc["full", "parameters"] == 38_326_533  # the paper's ML-VQGAN, exactly
-assert presets.loc["full", "latent"] == "4×128×128"
+check(presets.loc["full", "parameters"] == 38_326_533,
+      f"the full preset is the paper's ML-VQGAN: {presets.loc['full', 'parameters']:,} parameters, exactly")
+check(presets.loc["full", "latent"] == "4×128×128", "it turns a 1024² radiograph into a 4×128×128 latent")
 
 # %% [markdown]
 # ## 2. One autoencoder for both kinds of image
@@ -209,8 +211,9 @@ comparison = pd.DataFrame(
 comparison.round(4)
 
 # %%
-assert comparison.loc["brighter by 0.05", "Laplacian pyramid"] < 1e-5  # blind to brightness
-assert comparison.loc["blurred (3×3 mean)", "Laplacian pyramid"] > 0  # sees lost detail
+brighter, blurred_away = comparison["Laplacian pyramid"]
+check(brighter < 1e-5, f"the Laplacian pyramid is blind to brightness (distance {brighter:.0e})")
+check(blurred_away > 0, f"and sees the detail a blur removes (distance {blurred_away:.4f})")
 
 # %% [markdown]
 # ## 5. Training
@@ -301,9 +304,14 @@ figure.suptitle(f"latents ({'×'.join(map(str, z_cxr.shape))}): the bone lives i
 plt.show()
 
 # %%
-assert quality["PSNR (dB)"].min() > 25, "the autoencoder should reconstruct both image kinds well"
-assert used > 1 and perplexity > 1.5, "a collapsed codebook cannot represent images"
-assert (z_cxr - z_soft).abs().mean() > 0.01, "the latents of a pair must differ where the bone is"
+check(quality["PSNR (dB)"].min() > 25,
+      f"the autoencoder rebuilds radiographs and soft tissue alike, at {quality['PSNR (dB)'].min():.1f} dB or better",
+      trained=True)
+check(used > 1 and perplexity > 1.5,
+      f"the codebook has not collapsed: {used} entries in use, perplexity {perplexity:.1f}", trained=True)
+latent_gap = float((z_cxr - z_soft).abs().mean())
+check(latent_gap > 0.01, f"the latents of a pair differ by {latent_gap:.3f} on average: the bone is in the latent",
+      trained=True)
 
 # %% [markdown]
 # ## 7. What the paper's setting needs, and what we changed

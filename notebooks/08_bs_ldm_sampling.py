@@ -87,6 +87,7 @@ import pandas as pd
 import torch
 
 from bs_lib import datasets, diffusion, metrics
+from bs_lib.claims import check
 from bs_lib.configs import load_config
 from bs_lib.models.ldm import pretrained_bs_ldm
 from bs_lib.suppress import load_suppressor
@@ -186,6 +187,11 @@ plt.show()
 threshold_scores = pd.DataFrame([score(p, kind) for kind, p in predictions.items()]).set_index("setting")
 threshold_scores[["psnr", "ssim", "bsr_symmetric"]].round(4)
 
+# %%
+clamped, unclamped = threshold_scores.loc["tat", "psnr"], threshold_scores.loc["none", "psnr"]
+check(clamped > unclamped + 10, f"the temporal adaptive threshold keeps the sampler sane: {clamped:.1f} dB PSNR, "
+                                f"against {unclamped:.1f} dB without a threshold", trained=True)
+
 # %% [markdown]
 # In BS-LDM's own ablation, dynamic (percentile) thresholding narrows the
 # histogram and washes the image out — it assumes data in $[-1, 1]$ and divides
@@ -238,6 +244,14 @@ for panel in axes:
     panel.minorticks_off()
 plt.show()
 speed[["sampler", "steps", "s/image", "psnr", "bsr_symmetric"]].round(4)
+
+# %%
+for sampler, own in speed.groupby("sampler"):
+    fewest, most = own.iloc[0], own.iloc[-1]
+    check(most["s/image"] > fewest["s/image"], f"{sampler}: {most['steps']} steps take "
+          f"{most['s/image'] / fewest['s/image']:.1f}× as long as {fewest['steps']}")
+check(ddpm_seconds > speed["s/image"].max(), f"1000 DDPM steps take {ddpm_seconds:.2f} s an image, "
+                                             f"longer than any short run ({speed['s/image'].max():.2f} s at most)")
 
 # %% [markdown]
 # A few test images make a noisy curve. `benchmarks/bs_ldm_sampler_quality.py`
@@ -314,6 +328,15 @@ for panel in axes:
 plt.show()
 spacings[["spacing", "steps", "perfect denoiser: sample mean", "psnr", "bsr_symmetric"]].round(4)
 
+# %%
+trailing = spacings[spacings["spacing"] == "trailing"]["perfect denoiser: sample mean"]
+leading = spacings[spacings["spacing"] == "leading"]["perfect denoiser: sample mean"]
+check((trailing - mu).abs().max() < 0.01, f"with a perfect denoiser, trailing steps sample the mean μ = {mu} at every "
+                                          f"step count, within {(trailing - mu).abs().max():.3f}")
+check(abs(leading.iloc[0] - mu) > abs(trailing.iloc[0] - mu),
+      f"{STEP_COUNTS[0]} leading steps miss it by {leading.iloc[0] - mu:+.3f}, "
+      f"{STEP_COUNTS[0]} trailing ones by {trailing.iloc[0] - mu:+.3f}")
+
 # %% [markdown]
 # With the perfect denoiser, trailing steps sample the right mean at every step
 # count, and leading ones miss it more the fewer steps they take. (Both shrink the
@@ -356,15 +379,8 @@ ablation = pd.DataFrame(ablation_rows).set_index("setting")
 ablation[["psnr", "ssim", "bsr", "bsr_symmetric", "mse"]].round(4)
 
 # %%
-assert len(ablation) == 6 and ablation.notna().all().all()
-for sampler, own in speed.groupby("sampler"):
-    assert own["s/image"].iloc[-1] > own["s/image"].iloc[0], f"more {sampler} steps must cost more time"
-assert ddpm_seconds > speed["s/image"].max(), "1000 DDPM steps cost more than any short DDIM run"
-trailing = spacings[spacings["spacing"] == "trailing"]["perfect denoiser: sample mean"]
-leading = spacings[spacings["spacing"] == "leading"]["perfect denoiser: sample mean"]
-assert (trailing - mu).abs().max() < 0.01, "trailing steps start from pure noise: the mean must be right"
-assert abs(leading.iloc[0] - mu) > abs(trailing.iloc[0] - mu), "few leading steps pull the samples towards zero"
-assert threshold_scores.loc["tat", "psnr"] > metrics.psnr(cxr.cpu(), soft.cpu()), "BS-LDM must beat doing nothing"
+check(len(ablation) == 6 and ablation.notna().all().all(),
+      "all six settings of the ablation are scored, every metric defined")
 
 # %% [markdown]
 # ## 6. The published numbers, and how fast this can go

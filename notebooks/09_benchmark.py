@@ -88,6 +88,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from bs_lib import evaluate, metrics
+from bs_lib.claims import check
 
 SIZE = run.profile.image_size
 SMOKE = PROFILE == "smoke"
@@ -142,7 +143,8 @@ plt.show()
 
 # %%
 saved = json.loads(split_file.read_text())
-assert saved["unit"] == "patient" and len(saved["splits"]["test"]) == len(samples)
+check(saved["unit"] == "patient" and len(saved["splits"]["test"]) == len(samples),
+      f"the saved split is by patient and lists these {len(samples)} test images")
 
 # %% [markdown]
 # ## 2 · Every method
@@ -192,11 +194,15 @@ display(Markdown(result.leaderboard_markdown()))
 
 # %%
 ids = [str(s["id"]) for s in samples]
-assert all([row["id"] for row in r.per_image] == ids for r in result.results)  # same images, same order
 identity = result.result("identity")
 direct = metrics.evaluate(samples[0]["cxr"], samples[0]["soft"], samples[0]["cxr"])
-assert abs(identity.per_image[0]["psnr"] - direct["psnr"]) < 1e-9  # the table is the metric code, nothing else
-assert result.ranked()[0].name != "identity"  # something beats doing nothing
+leader = result.ranked()[0]
+check(all([row["id"] for row in r.per_image] == ids for r in result.results),
+      f"all {len(result.results)} methods were scored on the same {len(ids)} images, in the same order")
+check(abs(identity.per_image[0]["psnr"] - direct["psnr"]) < 1e-9,
+      "the table's numbers are the metric code's own, to 1e-9 dB")
+check(leader.name != "identity", f"doing nothing is not the best: {leader.label} leads by "
+                                 f"{leader.summary()['psnr'][0] - identity.summary()['psnr'][0]:.1f} dB PSNR")
 
 # %% [markdown]
 # The same three test cases for every method (rows in leaderboard order), then the error
@@ -240,7 +246,8 @@ plt.show()
 worst.round(2)
 
 # %%
-assert (worst["gap (dB)"] <= 1e-9).all()
+check((worst["gap (dB)"] < 0).all(), f"every method has images below its mean PSNR; the leader's worst lies "
+                                     f"{-worst.loc[leader.name, 'gap (dB)']:.1f} dB below")
 
 # %% [markdown]
 # ## 5 · What the numbers can and cannot say
@@ -266,8 +273,11 @@ clip = pd.DataFrame({
 clip.round(3)
 
 # %%
-assert clip.loc["half the bone left", "official BSR"] > clip.loc["half the bone left", "symmetric BSR"]
-assert clip.loc["identity (all bone left)", "official BSR"] > 0.5  # doing nothing looks good on it
+check(clip.loc["half the bone left", "official BSR"] > clip.loc["half the bone left", "symmetric BSR"],
+      f"with half the bone left, the official BSR reads {clip.loc['half the bone left', 'official BSR']:.2f}, "
+      f"the symmetric one {clip.loc['half the bone left', 'symmetric BSR']:.2f}")
+check(clip.loc["identity (all bone left)", "official BSR"] > 0.5,
+      f"doing nothing scores an official BSR of {clip.loc['identity (all bone left)', 'official BSR']:.2f}")
 
 # %% [markdown]
 # **Float vs uint8 PSNR.** The official BS-LDM code computed the squared error on 8-bit
@@ -299,8 +309,10 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert {"psnr_uint8_official_mean", "lung/psnr_mean", "lung/bsr_symmetric_mean"} <= set(summary.columns)
-assert identity.summary()["psnr_uint8_official"][0] > identity.summary()["psnr"][0]  # the wrap-around inflates
+check({"psnr_uint8_official_mean", "lung/psnr_mean", "lung/bsr_symmetric_mean"} <= set(summary.columns),
+      "the summary reports the uint8 PSNR and the lung region beside the whole-image numbers")
+inflated, honest = identity.summary()["psnr_uint8_official"][0], identity.summary()["psnr"][0]
+check(inflated > honest, f"the wrap-around lifts doing nothing from {honest:.1f} to {inflated:.1f} dB")
 
 # %% [markdown]
 # **Small budgets.** In `smoke` every learned method saw a few hundred images for a few
@@ -381,8 +393,9 @@ print(published.attrs["caveat"])
 published
 
 # %%
-assert "DIFFERENT DATA" in published.attrs["title"] and "GL-LCM" in published.index
-assert "GL-LCM" not in result.leaderboard_markdown()  # never merged into our ranking
+check("DIFFERENT DATA" in published.attrs["title"] and "GL-LCM" in published.index,
+      f"the published table, {len(published)} methods with GL-LCM, is labelled as different data")
+check("GL-LCM" not in result.leaderboard_markdown(), "and none of it enters our leaderboard")
 
 # %% [markdown]
 # Everything is also written to disk as the command line writes it: Markdown and HTML
@@ -391,7 +404,8 @@ assert "GL-LCM" not in result.leaderboard_markdown()  # never merged into our ra
 # %%
 written = result.save(OUTPUT)
 print("\n".join(path.name for path in written))
-assert {p.suffix for p in written} >= {".md", ".html", ".csv", ".json", ".png"}
+check({p.suffix for p in written} >= {".md", ".html", ".csv", ".json", ".png"},
+      f"{len(written)} files written: Markdown, HTML, CSV, JSON and figures")
 plt.close("all")
 
 # %% [markdown]

@@ -72,11 +72,15 @@ print(run)
 # %% [markdown]
 # ## The first idea
 # Prose, a figure, the maths, then the few lines of code that implement it
-# (imported from `bs_lib`). End a section with an `assert` that checks what it
-# claims: the tests run every cell, so the asserts are the notebook's tests.
+# (imported from `bs_lib`). End a section with the claim it makes, checked:
+# `check(condition, "what was shown")` prints `✓ what was shown` or stops the
+# notebook. The tests run every cell, so the checks are the notebook's tests;
+# a claim about what training achieved takes `trained=True`.
 
 # %%
-assert run.profile.name == PROFILE
+from bs_lib.claims import check
+
+check(run.profile.name == PROFILE, f"this run uses the {PROFILE} profile")
 
 # %% [markdown]
 # ## Summary

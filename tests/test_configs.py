@@ -65,3 +65,21 @@ def test_unknown_sections_and_profiles_are_refused(tmp_path):
         resolve_run_config(bad, "smoke")
     with pytest.raises(ValueError, match="Unknown profile"):
         load_config("unet", "quick")
+
+
+def test_caps_cut_steps_and_size_but_never_below_what_a_model_trains_on(monkeypatch):
+    import torch
+
+    import bs_lib.models  # noqa: F401  (registers the methods)
+
+    monkeypatch.setenv("BS_MAX_STEPS", "2")
+    monkeypatch.setenv("BS_MAX_SIZE", "64")
+    unet, pix2pix, mca_net = (load_config(m, "colab") for m in ("unet", "pix2pix", "mca_net"))
+    assert (unet.steps, unet.image_size) == (2, 64)
+    assert pix2pix.image_size == 64  # one discriminator of 3 layers needs 24 pixels
+    assert mca_net.image_size == 96  # its third scale sees a quarter of the side: 4 × 24
+    assert load_config("mca_net", "colab", image_size=64).image_size == 96  # a size from the capped profile
+    monkeypatch.delenv("BS_MAX_SIZE")
+    assert load_config("mca_net", "colab", image_size=64).image_size == 64  # no cap: what was asked for
+    batch = {key: torch.rand(2, 1, 96, 96) for key in ("cxr", "soft")}
+    assert "discriminator" in build_objective(mca_net).losses(batch, step=0)

@@ -145,3 +145,12 @@ def test_real_radiographs_are_a_target_domain(real_pairs):
     pairs = adaptation.target_domain_pairs("real", size=32)
     assert len(pairs) == 6 and pairs[0]["cxr"].shape == (1, 32, 32) and "soft" in pairs[0]
     assert adaptation.resolve_target("auto") == "real"
+
+
+def test_a_target_dataset_that_is_not_here_gives_way_to_the_stand_in(monkeypatch, tmp_path, capsys):
+    from bs_lib import datasets
+
+    monkeypatch.setenv("BS_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(datasets, "_REPORTED_MISSING", set())
+    assert adaptation.resolve_target("szch-x-rays") == "shifted-phantom"
+    assert "python -m bs_lib download szch-x-rays" in capsys.readouterr().out

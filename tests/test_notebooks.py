@@ -44,9 +44,24 @@ def fresh(tmp_path):
     return notebooks.new_notebook(42, "fresh_topic", "A fresh topic", notebooks_dir=tmp_path)
 
 
-def test_a_notebook_made_from_the_template_passes(fresh):
-    assert notebooks.check_notebook(fresh) == []
+def _written(nb):
+    """The contributor's own words in place of every placeholder sentence of the template."""
+    for cell in nb.cells:
+        for phrase in notebooks.TEMPLATE_PLACEHOLDERS:
+            cell.source = cell.source.replace(phrase, "Words of our own")
+
+
+def test_a_notebook_made_from_the_template_passes_once_written(fresh):
+    problems = notebooks.check_notebook(fresh)
+    assert problems and all("template's placeholder" in p for p in problems), problems
     assert "42 · A fresh topic" in fresh.with_suffix(".py").read_text()
+    assert _breach(fresh, _written) == []
+
+
+def test_every_placeholder_is_the_template_s_own_text():
+    template = notebooks.TEMPLATE.read_text(encoding="utf-8")
+    missing = [p for p in notebooks.TEMPLATE_PLACEHOLDERS if p not in " ".join(template.replace("# ", "").split())]
+    assert not missing, f"not in notebooks/_template.py (the rule would never fire): {missing}"
 
 
 def test_new_notebook_never_overwrites_and_checks_its_name(fresh):
@@ -65,6 +80,10 @@ def _breach(fresh, change):
     return notebooks.check_notebook(fresh)
 
 
+def _markdown(text):
+    return nbformat.v4.new_markdown_cell(text)
+
+
 def _code_cell(nb, needle):
     return next(c for c in nb.cells if c.cell_type == "code" and needle in c.source)
 
@@ -79,21 +98,42 @@ def _code_cell(nb, needle):
         (lambda nb: _code_cell(nb, "PROFILE =").metadata.update(tags=[]), "tagged 'parameters'"),
         (lambda nb: _code_cell(nb, "PROFILE =").update(source="SEED = 0"), "does not declare PROFILE"),
         (lambda nb: _code_cell(nb, "config.setup(").update(source="print(1)"), "must call config.setup"),
-        (lambda nb: _code_cell(nb, "assert run").update(source="x = torch.ones(1).to('cuda')"),
+        (lambda nb: _code_cell(nb, "check(run").update(source="x = torch.ones(1).to('cuda')"),
          "hard-codes a CUDA device"),
         (lambda nb: nb.cells.pop(), "last sections must be"),
         (lambda nb: nb.metadata["kernelspec"].update(name="conda-env-xray"), "kernelspec"),
+        (lambda nb: _code_cell(nb, "check(run").update(source="assert run.profile.name == PROFILE"),
+         "line 1: a bare assert"),
+        (lambda nb: _code_cell(nb, "check(run").update(source="for name in 'ab':\n    if name:\n        assert name"),
+         "line 3: a bare assert"),
+        (lambda nb: nb.cells.insert(1, _markdown("# 42 · Again\n\nA second opening.")), "2 titles"),
+        (lambda nb: nb.cells.insert(1, _markdown("| profile | hardware | run time |\n|---|---|---|")),
+         "2 run-time tables"),
     ],
-    ids=["badge", "goals", "parameters-tag", "profile", "setup-call", "cuda", "closing", "kernel"],
+    ids=["badge", "goals", "parameters-tag", "profile", "setup-call", "cuda", "closing", "kernel", "assert",
+         "nested-assert", "second-title", "second-table"],
 )
 def test_the_checker_catches_each_breach(fresh, change, expected):
     problems = _breach(fresh, change)
     assert any(expected in p for p in problems), problems
 
 
+def test_asserts_inside_a_function_are_fine():
+    source = "%matplotlib inline\ndef helper(x):\n    assert x > 0\n    return x\n\ncheck(helper(1) == 1, 'one')"
+    assert notebooks.bare_asserts(source) == []
+    assert notebooks.bare_asserts("with open('f') as f:\n    assert f\nassert True") == [2, 3]
+    assert notebooks.bare_asserts("not python (") == []
+
+
+def test_the_checker_catches_placeholder_text(fresh):
+    problems = " | ".join(notebooks.check_notebook(fresh))
+    for phrase in notebooks.TEMPLATE_PLACEHOLDERS:
+        assert phrase in problems
+
+
 def test_the_checker_catches_committed_outputs_and_editor_metadata(fresh):
     nb = nbformat.read(fresh, as_version=4)
-    cell = _code_cell(nb, "assert run")
+    cell = _code_cell(nb, "check(run")
     cell.execution_count = 3
     cell.outputs = [nbformat.v4.new_output("stream", text="hello")]
     cell.metadata["colab"] = {"base_uri": "https://localhost:8080/"}
@@ -105,7 +145,7 @@ def test_the_checker_catches_committed_outputs_and_editor_metadata(fresh):
 
 def test_the_checker_catches_a_pair_out_of_sync(fresh):
     script = fresh.with_suffix(".py")
-    script.write_text(script.read_text().replace("assert run.profile.name == PROFILE", "assert True"))
+    script.write_text(script.read_text().replace("check(run.profile.name == PROFILE", "check(True"))
     problems = notebooks.check_pair(fresh)
     assert problems and re.search(r"differ at cell \d+; run: jupytext --sync", problems[0])
     script.unlink()

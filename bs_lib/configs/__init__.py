@@ -62,7 +62,10 @@ def capped(values: dict) -> dict:
     """``values`` within the caps of :func:`bs_lib.config.max_steps` and :func:`bs_lib.config.max_size`.
 
     The steps are cut with :func:`rescheduled` (the schedule keeps its shape),
-    the image side with a plain minimum. Without caps, ``values`` is returned as is.
+    the image side to the cap. Under a size cap a run never goes below the
+    smallest side its model trains on (:func:`smallest_side`), even when the
+    size asked for came from a capped profile. Without caps, ``values`` is
+    returned as is.
     """
     from bs_lib.config import max_size, max_steps
     from bs_lib.train import TrainConfig
@@ -71,9 +74,18 @@ def capped(values: dict) -> dict:
     values = {"steps": TrainConfig.steps, "image_size": TrainConfig.image_size, **values}
     if steps is not None and values["steps"] > steps:
         values.update(rescheduled(values, steps))
-    if size is not None and values["image_size"] > size:
-        values["image_size"] = size
+    if size is not None:
+        values["image_size"] = max(min(values["image_size"], size), smallest_side(values))
     return values
+
+
+def smallest_side(values: dict) -> int:
+    """The smallest image side a run's model trains on: a GAN's coarsest discriminator needs a patch to judge."""
+    if values.get("method") in ("pix2pix", "mca_net"):
+        from bs_lib.models.gan import smallest_side as gan_side
+
+        return gan_side(values["method"], values.get("method_args") or {})
+    return 1
 
 
 def is_sectioned(values: dict) -> bool:

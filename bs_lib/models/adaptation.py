@@ -293,14 +293,21 @@ class RealRadiographs(torch.utils.data.Dataset):
 
 
 def resolve_target(target: str) -> str:
-    """``auto`` → ``real`` when the real sample pairs are on this machine, else ``shifted-phantom``."""
-    from bs_lib.datasets import DATASETS, local_copy
+    """``auto`` → ``real`` when the real sample pairs are on this machine, else ``shifted-phantom``.
+
+    A dataset that is not on this machine gives way to ``shifted-phantom``, saying
+    so once with how to get it (:func:`bs_lib.datasets.usable_dataset`), so a GPU
+    profile whose config adapts to a real dataset runs before any download.
+    """
+    from bs_lib.datasets import DATASETS, local_copy, usable_dataset
 
     if target not in TARGET_DOMAINS and target not in DATASETS:
         raise ValueError(f"Unknown target domain {target!r}: choose one of {', '.join(TARGET_DOMAINS)} or a "
                          f"dataset name ({', '.join(DATASETS)}).")
     if target == "auto":
         return "real" if local_copy("real-pairs") is not None else "shifted-phantom"
+    if target in DATASETS and target != "phantom" and usable_dataset(target) == "phantom":
+        return "shifted-phantom"
     return target
 
 

@@ -196,6 +196,17 @@ def build_patch_discriminator(width: int = 16, layers: int = 2) -> nn.Module:
     return discriminator
 
 
+def smallest_side(method: str, method_args: dict) -> int:
+    """The smallest image side ``method`` (``pix2pix``, ``mca_net``) trains on with ``method_args``.
+
+    The coarsest discriminator sees the image pooled :math:`2^{scales-1}` times
+    and needs :math:`3\\cdot2^{layers}` pixels (see :func:`build_patch_discriminator`).
+    """
+    layers = method_args.get("discriminator_layers", _gan_options()["discriminator_layers"])
+    scales = method_args.get("scales", 3) if method == "mca_net" else 1
+    return 3 * 2**layers * 2 ** (scales - 1)
+
+
 def downsample(image: torch.Tensor, scale: int) -> torch.Tensor:
     """Average-pool by :math:`2^{scale}` (scale 0: the image itself)."""
     return F.avg_pool2d(image, 2**scale) if scale else image
