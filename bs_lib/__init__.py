@@ -35,7 +35,3 @@ try:
     __version__ = _metadata.version("bs-lib")
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
-
-#: Where the course lives; the Colab badges and the install cell point here.
-REPOSITORY = "bone-suppression/course"
-REPOSITORY_URL = f"https://github.com/{REPOSITORY}"

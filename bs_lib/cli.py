@@ -18,6 +18,8 @@ import importlib
 import sys
 import traceback
 
+from bs_lib import home
+
 #: command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bs_lib.report", "execute every notebook with papermill and write reports/"),
@@ -45,9 +47,6 @@ USER_ERRORS: dict[str, tuple[str, ...]] = {
     "bs_lib.config": ("UnknownParameterError",),
     "bs_lib.survey": ("PaperDatabaseError",),
 }
-
-ISSUES_URL = "https://github.com/bone-suppression/course/issues"
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {one_line(error)}", file=sys.stderr)
             return 2
         traceback.print_exc()
-        print(f"This looks like a bug: please report it, with the traceback above, at {ISSUES_URL}",
+        print(f"This looks like a bug: please report it, with the traceback above, at {home.issues_url()}",
               file=sys.stderr)
         return 1
 

@@ -26,7 +26,7 @@ import ast
 import re
 from pathlib import Path
 
-from bs_lib import REPOSITORY
+from bs_lib import home
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 TEMPLATE = NOTEBOOKS_DIR / "_template.py"
@@ -50,8 +50,7 @@ TEMPLATE_PLACEHOLDERS = (
 
 def colab_url(notebook: Path | str) -> str:
     """The Colab address that opens ``notebooks/<name>.ipynb`` from the main branch."""
-    name = Path(notebook).with_suffix(".ipynb").name
-    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{name}"
+    return home.colab_url(Path(notebook).with_suffix(".ipynb").name)
 
 
 def _headings(source: str, level: int) -> list[str]:
@@ -137,6 +136,9 @@ def check_structure(nb, name: str) -> list[str]:
     parameters = [i for i, c in code if "parameters" in _tags(c)]
     if setup is None:
         problems.append("no setup cell that installs bs_lib when find_spec(\"bs_lib\") is None")
+    elif home.install_source() not in cells[setup].source:
+        problems.append(f"the setup cell does not install from {home.install_source()} (pyproject.toml's "
+                        f"Repository): run python -m bs_lib notebooks urls --write")
     if len(parameters) != 1:
         problems.append(f"expected one cell tagged 'parameters', found {len(parameters)}")
     else:
@@ -228,6 +230,16 @@ def new_notebook(number: int, slug: str, title: str, notebooks_dir: Path = NOTEB
     return target
 
 
+def sync_urls(write: bool = False) -> int:
+    """Report (or, with ``write``, rewrite) every badge and install source that names another repository."""
+    stale = home.sync_addresses(write=write)
+    for path, found in stale.items():
+        print(f"{'rewrote' if write else 'stale'}  {path.name}: {', '.join(sorted(set(found)))} -> {home.repository()}")
+    if not stale:
+        print(f"the README and every notebook point at {home.repository_url()}")
+    return 1 if stale and not write else 0
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -243,9 +255,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     stress.add_arguments(actions.add_parser("stress", help="run every notebook under seeds 0-2 and 1-2 torch "
                                                            "threads; print a pass/fail table"))
+    urls = actions.add_parser("urls", help="check that the README and the notebooks point at the repository "
+                                           "of pyproject.toml; --write rewrites those that do not")
+    urls.add_argument("--write", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "urls":
+        return sync_urls(write=args.write)
     if args.action == "stress":
         from bs_lib import stress
 

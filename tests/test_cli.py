@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bs_lib import cli
+from bs_lib import cli, home
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,7 +124,7 @@ def test_a_bug_keeps_its_traceback_and_says_where_to_report_it(monkeypatch, caps
     assert cli.main(["info"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError" in err
-    assert err.splitlines()[-1].endswith(cli.ISSUES_URL)
+    assert err.splitlines()[-1].endswith(home.issues_url())
 
 
 def test_ctrl_c_is_one_line_and_exit_status_130(monkeypatch, capsys):

@@ -11,6 +11,7 @@ import pytest
 from bs_lib import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT_REPOSITORY = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 COURSE = notebooks.course_notebooks()
 
 
@@ -164,3 +165,28 @@ def test_check_command_reports_failures(fresh, capsys):
     code = notebooks.run(type("Args", (), {"action": "check", "paths": [fresh.with_name("43_copy.ipynb")]})())
     assert code == 1
     assert "43_copy.py is missing" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- one home URL
+
+
+def test_every_badge_and_install_cell_points_at_the_repository_of_pyproject():
+    from bs_lib import home
+
+    assert home.repository_url() == PYPROJECT_REPOSITORY
+    assert home.sync_addresses() == {}, "run: python -m bs_lib notebooks urls --write"
+
+
+def test_a_changed_address_is_rewritten_everywhere_it_is_repeated(tmp_path, monkeypatch):
+    from bs_lib import home
+
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
+    monkeypatch.setattr(home, "repository_url", lambda: "https://github.com/someone-else/bones")
+    stale = home.sync_addresses(tmp_path)
+    assert tmp_path / "README.md" in stale and len(stale) == 1 + 2 * len(COURSE) + 1  # README, pairs, template
+    home.sync_addresses(tmp_path, write=True)
+    assert home.sync_addresses(tmp_path) == {}
+    text = (tmp_path / "notebooks" / "03_autoencoders_cnns.ipynb").read_text()
+    assert "git+https://github.com/someone-else/bones" in text
+    assert "colab.research.google.com/github/someone-else/bones/blob/main/notebooks/03_autoencoders_cnns" in text
