@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bs_lib.config import PROFILE_ENV, PROFILES, RUNS_DIR_ENV, UnknownParameterError
+from bs_lib.interactive import STATIC_ENV
 
 KERNEL = "python3"
 
@@ -189,6 +190,7 @@ def run_report(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     os.environ[PROFILE_ENV] = profile  # the kernels inherit it, so library defaults agree
+    os.environ.setdefault(STATIC_ENV, "1")  # a report has no hand on a slider: figures at their defaults
     results = []
     with _runs_of_this_report():
         for number, notebook in enumerate(notebooks, start=1):

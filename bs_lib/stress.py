@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
     notebooks = select_notebooks(NOTEBOOKS_DIR, args.notebooks)
     with tempfile.TemporaryDirectory(prefix="bs-stress-data-") as empty:
-        environment = {"BS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "BS_QUIET": "1"}
+        environment = {"BS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "BS_QUIET": "1", "BS_STATIC": "1"}
         if args.without_real_pairs:
             environment |= {"BS_REAL_PAIRS": str(Path(empty) / "none"), "BS_DATA_DIR": empty}
         results = run_stress(notebooks, args.seeds, args.threads, args.cores, environment, args.timeout)

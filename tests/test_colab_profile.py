@@ -52,7 +52,7 @@ def test_the_colab_profile_runs_capped_on_a_cpu(notebook, tmp_path):
     executed_path = tmp_path / notebook.name
     env = {name: value for name, value in os.environ.items() if not name.startswith("BS_")}
     env.update(CAPS, BS_PROFILE="colab", BS_OFFLINE="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", BS_QUIET="1",
-               BS_REAL_PAIRS=str(tmp_path / "no-real-pairs"), BS_DATA_DIR=str(tmp_path / "data"),
+               BS_STATIC="1", BS_REAL_PAIRS=str(tmp_path / "no-real-pairs"), BS_DATA_DIR=str(tmp_path / "data"),
                BS_RUNS_DIR=str(tmp_path / "runs"))
     command = [sys.executable, "-m", "papermill", str(notebook), str(executed_path), "-k", "python3",
                "--cwd", str(notebook.parent), "--no-progress-bar", "-p", "PROFILE", "colab"]

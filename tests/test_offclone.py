@@ -48,7 +48,7 @@ def student(tmp_path_factory) -> dict:
            if not name.startswith(("PYTHON", "JUPYTER", "VIRTUAL_ENV", "CONDA", "BS_"))}
     env.update(
         HOME=str(home), PATH=f"{python.parent}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(python.parent.parent),
-        BS_PROFILE="smoke", BS_OFFLINE="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+        BS_PROFILE="smoke", BS_OFFLINE="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", BS_STATIC="1",
         BS_REAL_PAIRS=str(home / "no-shared-folder"),  # students have no ../shared beside the course
         BS_DATA_DIR=str(folders["data"]), BS_RUNS_DIR=str(folders["runs"]), XDG_CACHE_HOME=str(folders["cache"]),
         MPLCONFIGDIR=str(folders["mpl"]), JUPYTER_DATA_DIR=str(folders["jupyter"]),
