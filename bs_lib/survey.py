@@ -37,8 +37,14 @@ A word on the numbers: a PSNR reported by one paper and a PSNR reported by
 another are rarely comparable. Datasets, splits, resolutions, intensity
 scales and even the metric code differ (BS-LDM's official PSNR, for example,
 was computed on 8-bit differences that wrap around). Every metric therefore
-carries its dataset, resolution and source (``paper`` or ``re-evaluation``),
-and every plot of them says so.
+carries its dataset, resolution, target (the soft-tissue image, or a bone
+image) and source (``paper``, ``re-evaluation`` or ``secondary``), and a plot
+puts two numbers on one axis only when dataset, target and resolution agree.
+
+Two fields report what a source list says rather than what the paper says:
+``highlighted`` (a star in the survey list) and ``category`` where it departs
+from that list (``survey_category``). Both must name their source in
+``sources``, and :func:`check_folder` reports an entry that does not.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import difflib
 import math
 import re
 import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +98,13 @@ METRIC_NAMES = (
     "PSNR", "SSIM", "MS-SSIM", "MSE", "BSR", "LPIPS", "AUC", "sensitivity", "specificity", "other",
 )
 METRIC_UNITS = ("dB", "fraction", "percent", "1e-3", "none")
-METRIC_SOURCES = ("paper", "re-evaluation")
+#: paper: the paper's own number; re-evaluation: measured by other authors;
+#: secondary: the paper's number as quoted by a third party, not checked against the paper.
+METRIC_SOURCES = ("paper", "re-evaluation", "secondary")
+#: What the number was measured on: the soft-tissue (bone-suppressed) image, or a predicted bone image.
+METRIC_TARGETS = ("soft", "bone")
+#: Metrics where a lower value is better unless the entry says otherwise with ``better:``.
+LOWER_IS_BETTER = ("MSE", "LPIPS")
 EVIDENCE_LEVELS = ("verified", "secondary", "unverified")
 SUMMARY_KEYS = ("problem", "method", "key_idea", "results", "limitations")
 NOTEBOOKS = (
@@ -101,10 +114,13 @@ NOTEBOOKS = (
 )
 REQUIRED_FIELDS = ("id", "title", "authors", "year", "venue", "category", "evidence", "summary")
 OPTIONAL_FIELDS = (
-    "also_in", "highlighted", "datasets", "metrics", "code", "links", "unverified", "notebooks",
+    "also_in", "highlighted", "survey_category", "sources", "datasets", "metrics", "code", "links",
+    "unverified", "notebooks",
 )
+#: Fields whose value comes from a source list and must say where it comes from (see ``sources``).
+SOURCED_FIELDS = ("highlighted", "category")
 METRIC_REQUIRED = ("name", "value", "unit", "dataset", "resolution", "source")
-METRIC_OPTIONAL = ("note",)
+METRIC_OPTIONAL = ("note", "target", "better")
 #: Text a scaffolded entry carries until a person writes the summary.
 PLACEHOLDER = "TODO"
 PLACEHOLDER_URL = re.compile(r"xxx|TODO|example\.(com|org)", re.IGNORECASE)
@@ -156,6 +172,8 @@ class Metric:
     resolution: int | None
     source: str
     note: str = ""
+    target: str = "soft"
+    better: str = "higher"
 
     def value_in(self, unit: str) -> float:
         """The value converted to ``unit``: fraction ↔ percent (×100), none ↔ 1e-3 (×1000)."""
@@ -183,6 +201,8 @@ class Paper:
     path: Path
     also_in: tuple[str, ...] = ()
     highlighted: bool = False
+    survey_category: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
     datasets: tuple[str, ...] = ()
     metrics: tuple[Metric, ...] = ()
     code: str | None = None
@@ -338,6 +358,7 @@ def validate_entry(data: Any, path: Path) -> list[Problem]:
 
     _check_identity(check, data, path)
     _check_classification(check, data)
+    _check_sources(check, data)
     _check_datasets_and_metrics(check, data)
     _check_links(check, data)
     _check_evidence(check, data)
@@ -388,6 +409,34 @@ def _check_classification(check: _Checker, data: dict) -> None:
             check.choice("notebooks", name, NOTEBOOKS)
 
 
+def _check_sources(check: _Checker, data: dict) -> None:
+    """A star, and a category that departs from the survey list, must say where they come from."""
+    sources = data.get("sources") or {}
+    if not isinstance(sources, dict):
+        check.error("sources", f"expected a mapping like {{highlighted: \"...\"}}, got {sources!r}",
+                    "Write one 'field: where its value comes from' per line under sources:.")
+        return
+    for key, text in sources.items():
+        if key in SOURCED_FIELDS:
+            check.text(f"sources.{key}", text)
+        else:
+            check.error(f"sources.{key}", "not a sourced field", f"Use only {', '.join(SOURCED_FIELDS)}.")
+    if data.get("highlighted") is True and not sources.get("highlighted"):
+        check.error("sources.highlighted", "highlighted: true has no source",
+                    "Say where the star comes from, e.g. sources: {highlighted: \"⭐ in the survey list "
+                    "by Y. Sun and Z. Chen (commit ee40683)\"}, or remove highlighted.")
+    elif sources.get("highlighted") and data.get("highlighted") is not True:
+        check.error("sources.highlighted", "gives a source for a star the entry does not claim",
+                    "Set highlighted: true, or remove sources.highlighted.")
+    survey = data.get("survey_category")
+    if survey is None or not check.choice("survey_category", survey, list(CATEGORIES)):
+        return
+    if survey != data.get("category") and not sources.get("category"):
+        check.error("sources.category", f"category {data.get('category')!r} departs from the survey list's "
+                    f"{survey!r} without a reason",
+                    f"Say why in sources: {{category: \"...\"}}, or set category: {survey}.")
+
+
 def _check_datasets_and_metrics(check: _Checker, data: dict) -> None:
     datasets = data.get("datasets", [])
     if datasets is not None:
@@ -423,6 +472,10 @@ def _check_metric(check: _Checker, where: str, metric: Any) -> None:
         check.choice(f"{where}.unit", metric["unit"], METRIC_UNITS)
     if "source" in metric:
         check.choice(f"{where}.source", metric["source"], METRIC_SOURCES)
+    if "target" in metric:
+        check.choice(f"{where}.target", metric["target"], METRIC_TARGETS)
+    if "better" in metric:
+        check.choice(f"{where}.better", metric["better"], ("higher", "lower"))
     if "dataset" in metric:
         check.text(f"{where}.dataset", metric["dataset"])
     if "note" in metric:
@@ -442,6 +495,11 @@ def _check_metric(check: _Checker, where: str, metric: Any) -> None:
                         "Use unit: percent for values like 95.4, or divide by 100.")
         elif metric.get("unit") == "percent" and not 0 <= value <= 100:
             check.error(f"{where}.value", f"{value} is not a percentage", "Check the value and its unit.")
+
+
+def default_better(name: str) -> str:
+    """Which direction is better for a metric when the entry does not say: ``"lower"`` or ``"higher"``."""
+    return "lower" if name in LOWER_IS_BETTER else "higher"
 
 
 def _is_number(value: Any) -> bool:
@@ -564,7 +622,7 @@ def load_papers(folder: Path | str = PAPERS_DIR) -> list[Paper]:
 def _to_paper(data: dict, path: Path) -> Paper:
     metrics = tuple(
         Metric(m["name"], float(m["value"]), m["unit"], m["dataset"], m["resolution"], m["source"],
-               m.get("note", ""))
+               m.get("note", ""), m.get("target", "soft"), m.get("better", default_better(m["name"])))
         for m in data.get("metrics") or []
     )
     return Paper(
@@ -572,6 +630,7 @@ def _to_paper(data: dict, path: Path) -> Paper:
         venue=data["venue"].strip(), category=data["category"], evidence=data["evidence"],
         summary={k: data["summary"][k].strip() for k in SUMMARY_KEYS}, path=Path(path),
         also_in=tuple(data.get("also_in") or ()), highlighted=bool(data.get("highlighted", False)),
+        survey_category=data.get("survey_category"), sources=dict(data.get("sources") or {}),
         datasets=tuple(data.get("datasets") or ()), metrics=metrics, code=data.get("code"),
         links=dict(data.get("links") or {}), unverified=tuple(data.get("unverified") or ()),
         notebooks=tuple(data.get("notebooks") or ()),
@@ -612,11 +671,11 @@ def metrics_frame(papers: list[Paper]) -> pd.DataFrame:
     rows = [
         {"id": p.id, "year": p.year, "category": p.category, "metric": m.name, "value": m.value,
          "unit": m.unit, "dataset": m.dataset, "resolution": m.resolution, "source": m.source,
-         "note": m.note}
+         "target": m.target, "better": m.better, "note": m.note}
         for p in papers for m in p.metrics
     ]
     columns = ["id", "year", "category", "metric", "value", "unit", "dataset", "resolution", "source",
-               "note"]
+               "target", "better", "note"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["resolution"] = frame["resolution"].astype("Int64")  # whole pixels; <NA> when unknown
     return frame
@@ -633,8 +692,10 @@ def _cell(text: str) -> str:
 def _format_metric(metric: Metric) -> str:
     unit = {"dB": " dB", "percent": " %", "1e-3": "×10⁻³"}.get(metric.unit, "")
     resolution = f", {metric.resolution}²" if metric.resolution else ""
-    marker = "" if metric.source == "paper" else " †"
-    return f"{metric.name} {metric.value:g}{unit} ({metric.dataset}{resolution}){marker}"
+    marker = {"paper": "", "re-evaluation": " †", "secondary": " ‡"}[metric.source]
+    arrow = " ↓" if metric.better == "lower" else ""
+    target = "bone image; " if metric.target == "bone" else ""
+    return f"{metric.name} {metric.value:g}{unit}{arrow} ({target}{metric.dataset}{resolution}){marker}"
 
 
 def _metrics_cell(metrics: tuple[Metric, ...]) -> str:
@@ -647,6 +708,8 @@ def _metrics_cell(metrics: tuple[Metric, ...]) -> str:
 def _index_row(paper: Paper) -> str:
     star = " ⭐" if paper.highlighted else ""
     also = f" (also: {', '.join(paper.also_in)})" if paper.also_in else ""
+    if paper.survey_category and paper.survey_category != paper.category:
+        also += f" (survey list: {paper.survey_category})"
     links = [f"[{kind}]({url})" for kind, url in sorted(paper.links.items())]
     code = f"[code]({paper.code})" if paper.code else "—"
     cells = [
@@ -682,8 +745,12 @@ def render_index(papers: list[Paper], figures: list[str] | None = None) -> str:
         "",
         "To add a paper, see [Adding a paper](../CONTRIBUTING.md#adding-a-paper).",
         "",
-        "Legend: ⭐ highlighted in the survey list by the BS-LDM authors; † a number from a "
-        "re-evaluation by other authors, not from the paper itself. *Evidence* says how well the "
+        "Legend: ⭐ highlighted in the survey list by the BS-LDM authors; *survey list: …* the "
+        "category that list gives where ours differs (the entry's `sources` says why); † a number from a "
+        "re-evaluation by other authors, not from the paper itself; ‡ the paper's number as quoted by a "
+        "third party, not checked against the paper; ↓ lower is better (higher is better otherwise); "
+        "*bone image* a number measured on a predicted bone image rather than on the soft-tissue "
+        "image. *Evidence* says how well the "
         "entry is sourced: `verified` (abstract, publisher page or official code), `secondary` "
         "(a survey list or a third party only), `unverified` (still to be checked). Reported numbers "
         "are **not comparable across rows**: datasets, splits, resolutions and metric code differ.",
@@ -806,51 +873,103 @@ def plot_datasets(papers: list[Paper], top: int = 15, grouped: bool = True) -> F
     return fig
 
 
-def plot_reported_metrics(papers: list[Paper], metrics: tuple[str, ...] = ("PSNR", "BSR")) -> Figure:
-    """Reported PSNR (dB) and BSR (%) per method, one marker per dataset, hollow for re-evaluations.
+#: How each kind of source is drawn: marker, filled?, colour, legend text.
+SOURCE_STYLE: dict[str, tuple[str, bool, str, str]] = {
+    "paper": ("o", True, "#1f4e8c", "the paper's own number"),
+    "re-evaluation": ("s", False, "#d1731b", "re-evaluation by other authors"),
+    "secondary": ("^", False, "#6e6e6e", "secondary: the paper's number quoted by a third party, not checked"),
+}
+DISPLAY_UNITS = {"PSNR": "dB", "BSR": "percent", "SSIM": "fraction", "MS-SSIM": "fraction", "LPIPS": "none",
+                 "MSE": "1e-3"}
+TARGET_LABELS = {"soft": "soft-tissue image", "bone": "bone image"}
 
-    BSR given as a fraction is converted to percent. The title carries the
-    caveat: these numbers come from different datasets, splits, resolutions
-    and metric code, so a row-to-row comparison is not a ranking.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
+def _panel_label(dataset: str, target: str, resolution: Any) -> str:
+    """The comparison group of a number: its dataset, target image and resolution."""
+    import pandas as pd
+
+    size = "resolution not stated" if pd.isna(resolution) else f"{resolution}²"
+    return f"{dataset} · {TARGET_LABELS[target]} · {size}"
+
+
+def _reported_frame(papers: list[Paper], metrics: tuple[str, ...]) -> pd.DataFrame:
+    """The numbers of ``metrics`` in display units (BSR in percent), each with its comparison group."""
     frame = metrics_frame(papers)
     frame = frame[frame["metric"].isin(metrics)].copy()
-    display_unit = {"PSNR": "dB", "BSR": "percent", "SSIM": "fraction", "MS-SSIM": "fraction",
-                    "LPIPS": "none", "MSE": "1e-3"}
-    frame["shown"] = [
-        Metric(r.metric, r.value, r.unit, r.dataset, None, r.source)
-        .value_in(display_unit.get(r.metric, r.unit))
-        for r in frame.itertuples()
-    ]
-    frame["method"] = frame["id"]
-    order = sorted(set(frame["method"]), key=lambda m: (frame.loc[frame.method == m, "year"].iloc[0], m))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.35 * max(len(order), 4) + 1.5),
-                             sharey=True, layout="constrained", squeeze=False)
-    datasets = sorted(set(frame["dataset"]))
-    palette = dict(zip(datasets, sns.color_palette("colorblind", len(datasets)), strict=True))
-    for ax, name in zip(axes[0], metrics, strict=True):
-        part = frame[frame["metric"] == name]
-        for source, filled in (("paper", True), ("re-evaluation", False)):
-            rows = part[part["source"] == source]
-            for dataset, group in rows.groupby("dataset"):
-                ax.scatter(group["shown"], [order.index(m) for m in group["method"]], s=40,
-                           facecolors=palette[dataset] if filled else "none", edgecolors=palette[dataset],
-                           label=f"{dataset} ({source})")
-        unit = {"dB": "dB", "percent": "%"}.get(display_unit.get(name, ""), "")
-        ax.set(xlabel=f"{name} {f'({unit})' if unit else ''}".strip(), title=name)
+    frame["shown"] = [Metric(r.metric, r.value, r.unit, r.dataset, None, r.source)
+                      .value_in(DISPLAY_UNITS.get(r.metric, r.unit)) for r in frame.itertuples()]
+    frame["panel"] = [_panel_label(r.dataset, r.target, r.resolution) for r in frame.itertuples()]
+    return frame
+
+
+def _axis_label(name: str) -> str:
+    unit = {"dB": " (dB)", "percent": " (%)"}.get(DISPLAY_UNITS.get(name, ""), "")
+    arrow = "← lower is better" if default_better(name) == "lower" else "higher is better →"
+    return f"{name}{unit}, {arrow}"
+
+
+def _draw_group(subfig: Any, part: pd.DataFrame, metrics: tuple[str, ...], title: str) -> None:
+    """One row of panels: the methods of one comparison group, one panel per metric."""
+    methods = sorted(set(part["id"]), key=lambda m: (part.loc[part["id"] == m, "year"].min(), m))
+    subfig.suptitle(title, x=0.01, ha="left", fontsize="medium", fontweight="bold")
+    for col, (ax, name) in enumerate(zip(subfig.subplots(1, len(metrics), squeeze=False)[0], metrics,
+                                         strict=True)):
+        rows = part[part["metric"] == name]
+        for source, (marker, filled, colour, _) in SOURCE_STYLE.items():
+            chosen = rows[rows["source"] == source]
+            ax.scatter(chosen["shown"], [methods.index(m) for m in chosen["id"]], marker=marker, s=46,
+                       facecolors=colour if filled else "none", edgecolors=colour, linewidths=1.4)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.tick_params(labelleft=col == 0, labelsize="small")
+        ax.set_ylim(len(methods) - 0.5, -0.5)
         ax.grid(axis="x", alpha=0.3)
-    axes[0][0].set_yticks(range(len(order)), order)
-    axes[0][0].invert_yaxis()
-    handles = {h.get_label(): h for ax in axes[0] for h in ax.collections}
+        if rows.empty:
+            ax.text(0.5, 0.5, f"no {name} reported", transform=ax.transAxes, ha="center", va="center",
+                    color="grey")
+            ax.set_xticks([])
+        else:
+            ax.set_xlabel(_axis_label(name), fontsize="small")
+
+
+def _draw_footer(subfig: Any, left_out: pd.DataFrame, sources: set[str]) -> None:
+    """The legend of the markers, and the numbers that have no other method to be compared with."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], linestyle="", marker=marker, markersize=7, markerfacecolor=colour if filled
+                      else "none", markeredgecolor=colour, markeredgewidth=1.4, label=label)
+               for source, (marker, filled, colour, label) in SOURCE_STYLE.items() if source in sources]
     if handles:
-        fig.legend([handles[k] for k in sorted(handles)], sorted(handles), loc="outside lower center",
-                   ncols=min(3, len(handles)), fontsize="small", frameon=False)
-    fig.suptitle(f"Reported {' and '.join(metrics)} by method: {CAVEAT}\n"
-                 "(filled: the paper's own number; hollow: a re-evaluation by other authors)",
-                 fontsize="medium")
+        subfig.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize="small", frameon=False)
+    alone = sorted({f"{r.id} ({r.panel})" for r in left_out.itertuples()})
+    if alone:
+        note = "Not drawn, because no other method reports on the same data: " + "; ".join(alone) + "."
+        subfig.text(0.01, 0.05, textwrap.fill(note, 190), fontsize="x-small", va="bottom", ha="left")
+
+
+def plot_reported_metrics(papers: list[Paper], metrics: tuple[str, ...] = ("PSNR", "BSR"),
+                          min_methods: int = 2) -> Figure:
+    """Reported PSNR and BSR as small multiples: one row per dataset, target image and resolution.
+
+    Numbers share an axis only when they were measured on the same dataset, the same target (the
+    soft-tissue image or a predicted bone image) and at the same resolution; even then the split and
+    the metric code may differ, and the title says so. A group needs ``min_methods`` methods to be
+    drawn; the others are named in a footnote. Marker and fill give the source: filled circles for a
+    paper's own number, hollow squares for re-evaluations, hollow triangles for secondary quotes.
+    BSR given as a fraction is shown in percent.
+    """
+    import matplotlib.pyplot as plt
+
+    frame = _reported_frame(papers, metrics)
+    counts = frame.groupby("panel")["id"].nunique()
+    groups = sorted(counts[counts >= min_methods].index, key=lambda g: (-counts[g], g))
+    heights = [0.3 * counts[g] + 1.1 for g in groups] + [1.0]
+    fig = plt.figure(figsize=(11, sum(heights) + 0.7), layout="constrained")
+    subfigs = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for subfig, group in zip(subfigs[:-1], groups, strict=True):
+        _draw_group(subfig, frame[frame["panel"] == group], metrics, group)
+    _draw_footer(subfigs[-1], frame[~frame["panel"].isin(groups)], set(frame["source"]))
+    fig.suptitle(f"Reported {' and '.join(metrics)}, one row per dataset, target image and resolution\n"
+                 f"({CAVEAT}; compare only within a panel)", fontsize="medium")
     return fig
 
 

@@ -110,6 +110,55 @@ def test_identity_and_database_errors():
     assert any("not-yaml-2021.yaml: is not valid YAML at line 4" in p for p in problems)
 
 
+def test_a_star_or_a_category_without_its_source_is_an_error():
+    problems = problem_texts(BROKEN)
+    assert_reported(problems, "unsourced-2022.yaml", "sources.highlighted", "highlighted: true has no source",
+                    "Say where the star comes from", "or remove highlighted")
+    assert_reported(problems, "unsourced-2022.yaml", "sources.category",
+                    "category 'cnn' departs from the survey list's 'application' without a reason",
+                    "set category: application")
+    assert_reported(problems, "unsourced-2022.yaml", "metrics[0].target", "unknown value 'bones'",
+                    "Did you mean 'bone'?")
+
+
+def entry_with(tmp_path: Path, extra: str, entry: str = "gusarev-2017.yaml") -> list[str]:
+    """The errors of a valid fixture entry after adding the YAML lines ``extra``."""
+    text = (VALID / entry).read_text(encoding="utf-8").replace("sources:", "old_sources:", 1)
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("old_sources:"))
+    (tmp_path / entry).write_text(text + "\n" + extra, encoding="utf-8")
+    return problem_texts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ("sources: {highlighted: 'a star in the survey list'}", None, ()),
+        ("", "sources.highlighted", ("has no source",)),
+        ("sources: {highlighted: ''}", "sources.highlighted", ("expected a non-empty string",)),
+        ("sources: {highlighted: 'list', categroy: 'why'}", "sources.categroy", ("not a sourced field",)),
+        ("sources: [a star]", "sources", ("expected a mapping",)),
+        ("sources: {highlighted: 'list'}\nsurvey_category: cnn", None, ()),
+        ("sources: {highlighted: 'list'}\nsurvey_category: autoencoder", "sources.category",
+         ("departs from the survey list's 'autoencoder'",)),
+        ("sources: {highlighted: 'list', category: 'its networks are CNNs'}\nsurvey_category: autoencoder",
+         None, ()),
+        ("sources: {highlighted: 'list'}\nsurvey_category: gans", "survey_category", ("Did you mean 'gan'?",)),
+    ],
+)
+def test_sourced_fields(tmp_path, extra, field, words):
+    problems = entry_with(tmp_path, extra)
+    if field is None:
+        assert problems == []
+    else:
+        assert_reported(problems, "gusarev-2017.yaml", field, *words)
+
+
+def test_a_source_for_a_star_that_is_not_claimed_is_an_error(tmp_path):
+    problems = entry_with(tmp_path, "sources: {highlighted: 'a star'}", entry="unet-plus-plus-2018.yaml")
+    assert_reported(problems, "unet-plus-plus-2018.yaml", "sources.highlighted", "does not claim",
+                    "Set highlighted: true")
+
+
 def test_id_must_equal_the_file_name(tmp_path):
     shutil.copy(VALID / "gusarev-2017.yaml", tmp_path / "gusarev-2018.yaml")
     (problem,) = problem_texts(tmp_path)
@@ -214,7 +263,7 @@ def test_figures_are_matplotlib_figures_with_data():
     assert "JSRT / BSE-JSRT" in labels and "SZCH-X-Rays" in labels
     reported = survey.plot_reported_metrics(papers)
     assert "not comparable" in reported._suptitle.get_text()
-    assert len(reported.axes) == 2
+    assert len(reported.axes) == 2  # one comparison group (SZCH-X-Rays, soft tissue, 1024²) x PSNR, BSR
     plt.close("all")
 
 
@@ -249,7 +298,7 @@ def test_cli_check_fails_on_broken_entries_naming_file_and_field(capsys):
     err = capsys.readouterr().err
     assert "broken-2020.yaml: field 'year': expected an integer between 1990 and 2027, got '2020a'" in err
     assert "typo-2019.yaml: field 'catgory': unknown field" in err
-    assert "error(s) in 5 file(s)" in err
+    assert "error(s) in 6 file(s)" in err
 
 
 def test_cli_build_refuses_a_broken_database(tmp_path, capsys):
@@ -340,3 +389,57 @@ def test_family_pipelines_draw_one_row_per_family():
     plt.close(fig)
     with pytest.raises(ValueError, match=r"unknown famil\(y/ies\) \['VAE'\]"):
         survey.plot_family_pipelines(["VAE"])
+
+
+def test_index_marks_targets_directions_secondary_numbers_and_the_survey_category(tmp_path):
+    text = (VALID / "gusarev-2017.yaml").read_text(encoding="utf-8")
+    extra = ("  - {name: PSNR, value: 41.5, unit: dB, dataset: private DES, resolution: null, source: secondary,\n"
+             "     target: bone}\n"
+             "  - {name: AUC, value: 0.75, unit: fraction, dataset: DRRs, resolution: null, source: paper,\n"
+             "     better: lower}\n")
+    text = text.replace("code:", extra + "code:", 1).replace("also_in: [autoencoder]", "also_in: [autoencoder]\n"
+                                                            "survey_category: autoencoder", 1)
+    text = text.replace("sources: {", "sources: {category: 'its networks are CNNs', ", 1)
+    (tmp_path / "gusarev-2017.yaml").write_text(text, encoding="utf-8")
+    (paper,) = survey.load_papers(tmp_path)
+    assert [(m.target, m.better) for m in paper.metrics][-2:] == [("bone", "higher"), ("soft", "lower")]
+    assert paper.metrics[0].better == "higher" and survey.default_better("LPIPS") == "lower"
+    assert paper.survey_category == "autoencoder" and set(paper.sources) == {"highlighted", "category"}
+    row = next(line for line in survey.render_index([paper]).splitlines() if "gusarev-2017.yaml" in line)
+    assert "(also: autoencoder) (survey list: autoencoder)" in row
+    assert "PSNR 41.5 dB (bone image; private DES) ‡" in row
+    assert "AUC 0.75 ↓ (DRRs)" in row
+    frame = survey.metrics_frame([paper])
+    assert list(frame["target"])[-2:] == ["bone", "soft"] and list(frame["better"])[-1] == "lower"
+
+
+def paper_with(paper_id: str, *metrics: survey.Metric) -> survey.Paper:
+    return survey.Paper(id=paper_id, title=paper_id, authors=("A. Author",), year=2020, venue="unknown",
+                        category="cnn", evidence="verified", summary={}, path=Path(f"{paper_id}.yaml"),
+                        metrics=metrics)
+
+
+def test_reported_numbers_share_an_axis_only_within_dataset_target_and_resolution():
+    szch = {"dataset": "SZCH-X-Rays", "resolution": 1024}
+    papers = [
+        paper_with("a-2020", survey.Metric("PSNR", 30.0, "dB", source="paper", **szch),
+                   survey.Metric("BSR", 0.95, "fraction", source="secondary", **szch)),
+        paper_with("b-2021", survey.Metric("PSNR", 31.0, "dB", source="re-evaluation", **szch),
+                   survey.Metric("PSNR", 38.0, "dB", source="paper", target="bone", **szch)),
+        paper_with("c-2022", survey.Metric("PSNR", 39.0, "dB", source="paper", target="bone", **szch)),
+        paper_with("d-2019", survey.Metric("PSNR", 41.5, "dB", "private DES", None, "paper", target="bone")),
+    ]
+    fig = survey.plot_reported_metrics(papers)
+    *groups, footer = fig.subfigs
+    titles = [g._suptitle.get_text() for g in groups]
+    assert titles == ["SZCH-X-Rays · bone image · 1024²", "SZCH-X-Rays · soft-tissue image · 1024²"]
+    drawn = {title: [sorted(float(x) for c in ax.collections for x, _ in c.get_offsets()) for ax in g.axes]
+             for title, g in zip(titles, groups, strict=True)}
+    assert drawn == {titles[0]: [[38.0, 39.0], []], titles[1]: [[30.0, 31.0], [95.0]]}
+    assert "higher is better" in groups[1].axes[0].get_xlabel()
+    labels = [t.get_text() for t in footer.legends[0].get_texts()]
+    assert labels[0] == "the paper's own number" and labels[2].startswith("secondary")
+    hollow = [c for c in groups[1].axes[1].collections if len(c.get_offsets())]
+    assert len(hollow) == 1 and hollow[0].get_facecolor().size == 0  # the secondary BSR is drawn hollow
+    assert "d-2019 (private DES · bone image · resolution not stated)" in footer.texts[0].get_text()
+    plt.close(fig)
