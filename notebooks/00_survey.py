@@ -32,6 +32,11 @@
 # | `colab` | one T4 GPU | ≈ 10 s |
 # | `full` | one A100/H100 | ≈ 10 s |
 #
+# ## Prerequisites
+# - No earlier notebook: this is where the course starts.
+# - Helpful, not required: what a radiograph is (a shadow of the body), the idea of
+#   PSNR (a logarithm of the mean squared error), and reading a pandas table.
+#
 # ## Learning goals
 # - tell the story of bone suppression: dual-energy hardware, conventional and
 #   commercial software, the learned families and diffusion;
@@ -141,9 +146,12 @@ reader_studies[["id", "metric", "value", "unit", "dataset", "note"]]
 #
 # $$S = -\log I_H + w \log I_L, \qquad w = \frac{\mu_b(H)}{\mu_b(L)},$$
 #
-# cancels bone exactly and leaves $S = (\mu_s(H) - w\,\mu_s(L))\,t_s$: a
-# soft-tissue image. A one-dimensional profile across a chest shows it (toy
-# attenuation coefficients; notebook 01 does it properly with the phantom).
+# cancels bone and leaves $S = (\mu_s(H) - w\,\mu_s(L))\,t_s$: a soft-tissue
+# image. Exactly so only for a beam of one energy; real tubes emit a spectrum,
+# which hardens on its way through the body, and notebook 01 measures the bone
+# that this leaves behind. A one-dimensional profile across a chest shows the
+# ideal case (toy attenuation coefficients; notebook 01 does it properly with
+# the phantom).
 
 # %%
 x = np.linspace(-1, 1, 600)
@@ -171,7 +179,7 @@ plt.show()
 inside = soft_thickness > 0
 ratio = soft_image[inside] / soft_thickness[inside]
 check(np.allclose(ratio, mu_soft["H"] - w * mu_soft["L"]),
-      f"along the whole profile S = {ratio.mean():.3f} × t_s: the bone has cancelled exactly")
+      f"along the whole profile S = {ratio.mean():.3f} × t_s: for one energy the bone cancels exactly")
 
 # %% [markdown]
 # In practice it is not that clean: two exposures mean motion between them (or a
@@ -311,9 +319,7 @@ plt.show()
 # %% [markdown]
 # One example makes the point. BS-LDM's paper reports PSNR 33.22 dB on
 # SZCH-X-Rays; the same authors' later re-evaluation with corrected float code
-# gives 31.95 dB for the same method. The official metric script computed PSNR
-# on 8-bit differences that wrap around, which is one candidate explanation for
-# a gap of that sign. Notebook 09 measures every method the same way.
+# gives 31.95 dB for the same method.
 
 # %%
 reported = survey.metrics_frame(papers)
@@ -326,6 +332,47 @@ own = bs_ldm_psnr.loc[bs_ldm_psnr["source"] == "paper", "value"].item()
 rerun = bs_ldm_psnr.loc[bs_ldm_psnr["source"] == "re-evaluation", "value"].item()
 print(f"BS-LDM, SZCH-X-Rays: paper {own:.2f} dB, re-evaluation {rerun:.2f} dB, gap {own - rerun:.2f} dB")
 check(own - rerun > 1.0, f"BS-LDM's own PSNR is {own - rerun:.2f} dB above its re-evaluation: more than 1 dB")
+
+# %% [markdown]
+# One candidate explanation for a gap of that sign (a different test split could
+# explain part of it) is the official metric script. It stores both images as
+# 8-bit integers and computes the mean of `(g - p) ** 2` in 8-bit arithmetic.
+# The difference wraps around first (−3 is stored as 253), but that is not what
+# flatters: squared as an ordinary integer, $253^2 = 64009$ would make the error
+# look *larger*, and modulo 256 it gives $64009 \equiv 9$, the right square. What
+# inflates the PSNR is the wrapped **square**: every squared error is taken
+# modulo 256, so it can never exceed 255, and an error of $e$ grey levels counts
+# as $e^2 \bmod 256$ instead of $e^2$: right below 16 grey levels, too small
+# from 16 on. Notebook 09 measures every method the same way, in float.
+
+# %%
+errors = np.array([3, 10, 15, 16, 20, 40], dtype=np.uint8)
+target = np.full(len(errors), 100, dtype=np.uint8)
+prediction = target + errors  # a prediction e grey levels too bright
+difference = target - prediction  # uint8: wraps around
+squared = difference**2  # uint8: wraps around again, modulo 256
+pd.DataFrame({"e": errors, "e²": errors.astype(int) ** 2, "uint8 g − p": difference,
+              "(g − p)² in int": difference.astype(int) ** 2, "uint8 (g − p)²": squared})
+
+# %% [markdown]
+# On a whole image: a target of random grey values and a prediction that misses
+# every pixel by ±20 grey levels, scored both ways (`bs_lib.metrics` holds the
+# official formula as `psnr_uint8_official`, next to the float `psnr`).
+
+# %%
+from bs_lib import metrics
+
+flat_target = np.random.default_rng(SEED).uniform(0.2, 0.8, (64, 64))
+off_by_20 = flat_target + np.random.default_rng(SEED + 1).choice([-20, 20], flat_target.shape) / 255
+float_psnr, official_psnr = metrics.psnr(off_by_20, flat_target), metrics.psnr_uint8_official(off_by_20, flat_target)
+print(f"±20 grey levels everywhere: float PSNR {float_psnr:.1f} dB, official uint8 PSNR {official_psnr:.1f} dB")
+check((squared.astype(int) == errors.astype(int) ** 2 % 256).all()
+      and (difference.astype(int) ** 2 >= errors.astype(int) ** 2).all(),
+      "the uint8 square is e² mod 256, while the wrapped difference squared in int is never below e²: "
+      "the inflation comes from the square")
+check(official_psnr > float_psnr + 3,
+      f"an error of 20 grey levels counts as 144 instead of 400: the official PSNR is "
+      f"{official_psnr - float_psnr:.1f} dB too high")
 
 # %% [markdown]
 # ## 6 · Adjacent fields
@@ -416,42 +463,64 @@ check(all(paper_id in by_id for paper_id in reading_path),
 #   index and figures, so adding a paper takes three steps.
 #
 # ## Exercises
-# 1. Add a paper to a copy of the database with `survey.new_entry` (the library
+# ★ easy, ★★ medium, ★★★ hard.
+#
+# 1. ★★ Add a paper to a copy of the database with `survey.new_entry` (the library
 #    behind `python -m bs_lib papers new`), check the copy, and rebuild its
 #    index. Which section of the index does your paper land in?
 #
 #    <details><summary>Solution</summary>
 #
-#    The code cell below copies `papers/` to a temporary folder, scaffolds an
-#    entry there, validates the folder and renders the index. The new entry is
-#    valid but still carries TODO summaries, which `papers check` reports as
-#    warnings; it lands under *Generative adversarial networks*, sorted by year.
+#    The first solution cell below copies `papers/` to a temporary folder,
+#    scaffolds an entry there, validates the folder and renders the index. It
+#    prints the new file's name and the count of valid entries (one more than
+#    `papers/`, no errors); the entry still carries TODO summaries, which
+#    `papers check` reports as warnings, and it lands under *Generative
+#    adversarial networks*, sorted by year.
 #    On the command line: `python -m bs_lib papers new --folder /tmp/papers ...`,
 #    then `python -m bs_lib papers build --folder /tmp/papers`.
 #    </details>
 #
-# 2. Which bone-suppression families have public code for at least one paper,
+# 2. ★ Which bone-suppression families have public code for at least one paper,
 #    and which have none?
 #
 #    <details><summary>Solution</summary>
 #
 #    Group `survey.papers_frame(papers)` by category and take the maximum of
-#    `has_code` (second code cell below). In the database, the manual,
-#    commercial, distillation and application entries have no public code.
+#    `has_code`: the second solution cell prints one line per category. In the
+#    database, the manual, commercial, distillation and application entries have
+#    no public code; every learned family but distillation has some.
 #    </details>
 #
-# 3. BS-LDM's re-evaluated BSR on SZCH-X-Rays is stored as 94.159 %; another
+# 3. ★★ BS-LDM's re-evaluated BSR on SZCH-X-Rays is stored as 94.159 %; another
 #    source gives 0.976. Why can't you subtract them to measure an improvement?
 #
 #    <details><summary>Solution</summary>
 #
-#    They differ in unit (percent vs fraction: `Metric.value_in` converts), but
-#    more importantly in source: 0.976 comes from a third-party summary of the
-#    paper, 94.159 % from the authors' re-run with different code. Look at each
-#    metric's `source` and `note` before comparing.
+#    The third solution cell prints BS-LDM's two BSR rows for SZCH-X-Rays with
+#    their unit, source and note. They differ in unit (percent vs fraction:
+#    `Metric.value_in` converts), but more importantly in source: 0.976 comes
+#    from a third-party summary of the paper, 94.159 % from the authors' re-run
+#    with different code. Look at each metric's `source` and `note` before
+#    comparing.
+#    </details>
+#
+# 4. ★★★ Plot the official uint8 PSNR of a prediction that misses every pixel
+#    by ±e grey levels, for e = 1 … 60, beside the float PSNR. Is it even a
+#    decreasing function of the error? Where does it say "perfect"?
+#
+#    <details><summary>Solution</summary>
+#
+#    The fourth solution cell draws both curves and prints where the official
+#    one is infinite. The float PSNR falls steadily with e. The official one
+#    follows it up to e = 15, then saw-tooths: it is infinite at e = 16, 32 and
+#    48, where $e^2$ is a multiple of 256 and every wrapped square is 0, and
+#    between those it climbs back to tens of dB. A metric that calls a
+#    16-grey-level error perfect cannot rank methods.
 #    </details>
 
-# %%
+# %% tags=["solution"]
+# Solution to exercise 1
 import shutil
 import tempfile
 
@@ -472,11 +541,40 @@ with tempfile.TemporaryDirectory() as scratch:
     check([w.severity for w in warnings] == ["warning"] * len(survey.SUMMARY_KEYS),
           f"its {len(survey.SUMMARY_KEYS)} TODO summaries are warnings, not errors")
 
-# %%
+# %% tags=["solution"]
+# Solution to exercise 2
 code_by_family = table[table["group"] == "bone suppression"].groupby("category")["has_code"].max()
 print(code_by_family.to_string())
 check(not code_by_family[["manual", "commercial", "distillation"]].any() and code_by_family["diffusion"],
       "no manual, commercial or distillation paper has public code; diffusion has")
+
+# %% tags=["solution"]
+# Solution to exercise 3
+bs_ldm_bsr = reported[(reported["id"] == "bs-ldm-2025") & (reported["metric"] == "BSR")
+                      & (reported["dataset"] == "SZCH-X-Rays")]
+for _, row in bs_ldm_bsr.iterrows():
+    print(f"{row['value']} {row['unit']} ({row['source']}): {row['note']}")
+
+# %% tags=["solution"]
+# Solution to exercise 4
+grey_levels = np.arange(1, 61)
+mid_grey = np.random.default_rng(SEED).uniform(0.25, 0.75, (64, 64))  # room for ±60 grey levels inside [0, 1]
+signs = np.random.default_rng(SEED + 1).choice([-1, 1], mid_grey.shape)
+curves = {"float PSNR": [], "official uint8 PSNR": []}
+for e in grey_levels:
+    missed = mid_grey + signs * e / 255
+    curves["float PSNR"].append(metrics.psnr(missed, mid_grey))
+    curves["official uint8 PSNR"].append(metrics.psnr_uint8_official(missed, mid_grey))
+fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+for label, values in curves.items():
+    values = np.array(values)
+    ax.plot(grey_levels, np.where(np.isfinite(values), values, np.nan), label=label)
+perfect = grey_levels[~np.isfinite(curves["official uint8 PSNR"])]
+ax.vlines(perfect, 10, 60, colors="grey", linestyles=":", label="official PSNR infinite")
+ax.set(xlabel="error e (grey levels)", ylabel="PSNR (dB)", ylim=(10, 60))
+ax.legend(fontsize=8)
+plt.show()
+print("the official PSNR is infinite at e =", perfect.tolist())
 
 # %% [markdown]
 # ## References

@@ -34,8 +34,14 @@
 # | `colab` | one T4 GPU (runs on the CPU) | ≈ 30 s |
 # | `full` | one A100/H100 (runs on the CPU) | ≈ 1 min |
 #
+# ## Prerequisites
+# - Notebook 00 (the field, and the idea of dual-energy subtraction).
+# - Exponentials and logarithms; numpy arrays and matplotlib images.
+# - A Gaussian blur as a convolution; the mean squared error and PSNR.
+#
 # ## Learning goals
 # - write the log image of a radiograph with Beer–Lambert and derive the dual-energy weight that cancels bone;
+# - explain why a real, polychromatic beam leaves some bone after the subtraction;
 # - show, with a line profile, how a rib hides a nodule;
 # - run two conventional suppressions (mask-guided subtraction, a rib band filter) and measure them
 #   against the identity baseline;
@@ -104,14 +110,33 @@ NUM_TEST = 4 if PROFILE == "smoke" else 16  # phantom chests in the metrics tabl
 #
 # is linear in the path lengths. Bone's coefficient falls much faster with energy
 # than soft tissue's (photoelectric absorption grows with the atomic number
-# cubed), so two exposures at 40 and 80 keV see bone differently. Subtracting
-# $w = \mu_b(E_h)/\mu_b(E_l)$ times the low-energy image from the high-energy one
-# cancels bone exactly:
+# cubed), so two exposures at 40 and 80 keV see bone differently. For a
+# **monoenergetic** beam, subtracting $w = \mu_b(E_h)/\mu_b(E_l)$ times the
+# low-energy image from the high-energy one cancels bone exactly:
 #
 # $$L_h - w\,L_l = \big(\mu_s(E_h) - w\,\mu_s(E_l)\big)\,T_s .$$
 #
 # This is the **dual-energy subtraction** (DES) that produces the soft-tissue
-# targets of the real datasets. The phantom computes $T_s$ and $T_b$ per pixel.
+# targets of the real datasets. Real tubes emit a spectrum of energies, and
+# section 1b shows what that changes. The phantom computes $T_s$ and $T_b$ per
+# pixel, and `phantom.dual_energy_subtraction` is the formula above, line for line:
+
+# %%
+import ast
+import inspect
+import textwrap
+
+
+def show_source(function):
+    """Print a library function's code without its docstring (the maths is in the text above)."""
+    source = textwrap.dedent(inspect.getsource(function))
+    lines, first = source.splitlines(), ast.parse(source).body[0].body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        del lines[first.lineno - 1:first.end_lineno]
+    print("\n".join(lines))
+
+
+show_source(phantom.dual_energy_subtraction)
 
 # %%
 table = pd.DataFrame(phantom.ATTENUATION, index=["soft tissue μ (1/cm)", "bone μ (1/cm)"]).T
@@ -166,6 +191,162 @@ ribbed = min(correlations["low"], correlations["high"], correlations["bone"])
 check(ribbed > 0.5, f"the detail of both exposures and of the bone image follows the ribs (correlation ≥ {ribbed:.2f})")
 check(abs(correlations["soft"]) < 0.1,
       f"the soft image's detail ignores them (correlation {correlations['soft']:+.3f})")
+
+# %% [markdown]
+# ### Try it: two energies and a weight
+# Move the two energies and the weight $w$. The subtracted image is
+# $L_h - w L_l = (\mu_s(E_h) - w\mu_s(E_l))\,T_s + (\mu_b(E_h) - w\mu_b(E_l))\,T_b$:
+# its second term is the bone left behind, zero only at the matched weight
+# $w^* = \mu_b(E_h)/\mu_b(E_l)$. Between the table's three energies the
+# coefficients are interpolated on a log–log scale (attenuation falls roughly as
+# a power of the energy there). Below $w^*$ the ribs stay bright, above it they
+# turn dark; closer energies need a weight nearer 1 and leave less soft-tissue
+# signal per cm (one energy twice, $w^* = 1$, cancels the soft tissue too). In
+# a static run the figure shows the defaults: 40 keV, 80 keV and the matched
+# weight.
+
+# %%
+from bs_lib.interactive import explore
+
+TABLE_KEV = np.array(sorted(phantom.ATTENUATION), dtype=float)
+LOG_MU = np.log([phantom.ATTENUATION[e] for e in sorted(phantom.ATTENUATION)])  # (energies, soft/bone)
+
+
+def mu(energy_kev):
+    """(μ_soft, μ_bone) in 1/cm at any energy from 40 to 80 keV: the table, interpolated log–log."""
+    return tuple(float(np.exp(np.interp(np.log(energy_kev), np.log(TABLE_KEV), LOG_MU[:, k]))) for k in (0, 1))
+
+
+lung_column = int(np.argmax(paths["masks"]["lungs"][:, :FIG // 2].sum(axis=0)))  # a column through a lung
+
+
+def draw_subtraction(low_kev, high_kev, w):
+    (soft_l, bone_l), (soft_h, bone_h) = mu(low_kev), mu(high_kev)
+    soft_part = (soft_h - w * soft_l) * paths["soft_cm"]
+    bone_left = (bone_h - w * bone_l) * paths["bone_cm"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+    axes[0].imshow(soft_part + bone_left, cmap="gray")
+    axes[0].set_title(f"$L_{{{high_kev}}} - {w:.3f}\\,L_{{{low_kev}}}$")
+    shown = axes[1].imshow(bone_left, cmap="RdBu_r", vmin=-0.5, vmax=0.5)
+    axes[1].set_title(f"bone left: $({bone_h:.3f} - w \\cdot {bone_l:.3f})\\,T_b$")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    for ax in axes[:2]:
+        ax.axvline(lung_column, color="tab:orange", lw=0.8)
+        ax.axis("off")
+    axes[2].plot(soft_part[:, lung_column] + bone_left[:, lung_column], label="subtracted image")
+    axes[2].plot(soft_part[:, lung_column], label="its soft-tissue part", ls="--")
+    axes[2].set(title="profile down the orange line", xlabel="row")
+    axes[2].legend(fontsize=8)
+    matched = bone_h / bone_l
+    fig.suptitle(f"{low_kev} and {high_kev} keV: bone cancels at w* = {matched:.3f}, where soft tissue keeps "
+                 f"{soft_h - matched * soft_l:.3f} per cm")
+    plt.show()
+
+
+explore(draw_subtraction, low_kev=(40, 75, 5, low_kev), high_kev=(45, 80, 5, high_kev),
+        w=(0.0, 1.0, 0.001, round(des["w_bone"], 3)))
+
+# %%
+check(all(np.allclose(mu(e), phantom.ATTENUATION[e]) for e in phantom.ATTENUATION),
+      "the interpolated coefficients reproduce the table at 40, 60 and 80 keV")
+
+# %% [markdown]
+# ### 1b. Real beams are polychromatic
+# An X-ray tube does not emit one energy but a spectrum, and Beer–Lambert holds
+# for each energy separately. With a fraction $f_i$ of the photons at energy
+# $E_i$, the log image is
+#
+# $$L = -\log \sum_i f_i\, e^{-(\mu_s(E_i)\,T_s + \mu_b(E_i)\,T_b)} ,$$
+#
+# no longer linear in the path lengths. The low-energy photons are absorbed
+# first, so the beam that reaches a rib behind 20 cm of soft tissue is *harder*
+# (richer in high energies) than the beam behind 10 cm: the effective bone
+# attenuation $\partial L/\partial T_b$ depends on the path length (**beam
+# hardening**), and no single weight cancels bone everywhere. Scattered photons,
+# which add a slowly varying haze that does not follow Beer–Lambert, break the
+# linearity further; real systems calibrate and correct for both, never
+# perfectly. We give each exposure a crude two-bin spectrum from the table's
+# energies, a low one (60 % at 40 keV, 40 % at 60 keV) and a high one (40 % at
+# 60 keV, 60 % at 80 keV), and measure the **bone left** after the subtraction,
+# $(L_h - wL_l)$ minus the same subtraction for the chest without its bones.
+
+# %%
+SPECTRA = {"low": {40: 0.6, 60: 0.4}, "high": {60: 0.4, 80: 0.6}}  # photon fractions per energy bin (keV)
+
+
+def polychromatic_log_image(soft_cm, bone_cm, spectrum):
+    """L = −log Σ f_i exp(−μ_s(E_i) T_s − μ_b(E_i) T_b): Beer–Lambert, energy bin by energy bin."""
+    soft_cm, bone_cm = np.asarray(soft_cm, np.float64), np.asarray(bone_cm, np.float64)
+    transmitted = sum(f * np.exp(-phantom.ATTENUATION[e][0] * soft_cm - phantom.ATTENUATION[e][1] * bone_cm)
+                      for e, f in spectrum.items())
+    return -np.log(transmitted)
+
+
+def bone_signal(spectrum):
+    """What the bones add to one exposure's log image: L(T_s, T_b) − L(T_s, 0)."""
+    return (polychromatic_log_image(paths["soft_cm"], paths["bone_cm"], spectrum)
+            - polychromatic_log_image(paths["soft_cm"], 0 * paths["bone_cm"], spectrum))
+
+
+lung_pixels = paths["masks"]["lungs"]
+bone_low, bone_high = bone_signal(SPECTRA["low"]), bone_signal(SPECTRA["high"])
+mean_bone_mu = {kind: sum(f * phantom.ATTENUATION[e][1] for e, f in spectrum.items())
+                for kind, spectrum in SPECTRA.items()}  # μ_b averaged over each spectrum
+weights = {"matched to the mean μ": mean_bone_mu["high"] / mean_bone_mu["low"],
+           "best single w (least squares, lungs)": float((bone_high[lung_pixels] * bone_low[lung_pixels]).sum()
+                                                         / (bone_low[lung_pixels] ** 2).sum())}
+bone_left = {name: bone_high - w * bone_low for name, w in weights.items()}
+left_share = {name: float(np.sqrt((left[lung_pixels] ** 2).mean() / (bone_low[lung_pixels] ** 2).mean()))
+              for name, left in bone_left.items()}
+mono_left = des["soft"] - des["soft_per_cm"] * paths["soft_cm"]
+for name, w in weights.items():
+    print(f"w = {w:.3f} ({name}): bone left in the lungs = {left_share[name]:.1%} of the low exposure's bone signal")
+print(f"monoenergetic 40/80 keV at w* = {des['w_bone']:.3f}: largest bone left {np.abs(mono_left).max():.1e}")
+
+soft_range = np.linspace(5, 30, 26)  # cm of soft tissue in front of 1 cm of bone
+
+
+def needed_weight(soft_cm):
+    """The weight that cancels 1 cm of bone behind ``soft_cm`` of soft tissue, with the two spectra."""
+    step = {k: polychromatic_log_image(soft_cm, 1.0, s) - polychromatic_log_image(soft_cm, 0.0, s)
+            for k, s in SPECTRA.items()}
+    return step["high"] / step["low"]
+
+
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), layout="constrained")
+for ax, (name, left) in zip(axes[:2], bone_left.items(), strict=True):
+    shown = ax.imshow(left, cmap="RdBu_r", vmin=-0.2, vmax=0.2)
+    ax.set_title(f"bone left, w = {weights[name]:.3f}\n({name})", fontsize=10)
+    ax.axis("off")
+fig.colorbar(shown, ax=axes[1], fraction=0.046)
+axes[2].plot(soft_range, needed_weight(soft_range), label="cancels 1 cm of bone")
+for (name, w), style in zip(weights.items(), (":", "--"), strict=True):
+    axes[2].axhline(w, color="grey", ls=style, label=name)
+axes[2].set(title="the weight that cancels bone", xlabel="soft tissue in front of the bone (cm)", ylabel="w")
+axes[2].legend(fontsize=8)
+plt.show()
+
+# %%
+needed = needed_weight(soft_range)
+check(np.abs(mono_left).max() < 1e-4, "with one energy per exposure, the matched weight leaves no bone")
+check(min(left_share.values()) > 0.01,
+      f"with two-bin spectra, even the best single weight leaves {min(left_share.values()):.1%} of the bone signal "
+      f"in the lungs (the weight matched to the mean coefficients {left_share['matched to the mean μ']:.1%})")
+check(np.all(np.diff(needed) > 0),
+      f"beam hardening: the weight that cancels bone rises from {needed[0]:.3f} behind 5 cm of soft tissue "
+      f"to {needed[-1]:.3f} behind 30 cm")
+
+# %% [markdown]
+# The weight matched to the spectra's mean coefficients misses badly: the beams
+# that reach the detector are not the beams that left the tube, and even 5 cm of
+# soft tissue has hardened them past it. The best single weight does better, yet
+# a few per cent of the bone survives. It sits where the soft-tissue path differs
+# most from the lungs' average: the spine, behind the thick mediastinum, keeps a
+# bright trace (its beam is harder, it needed a larger weight), and ribs at the
+# thin lateral edges of the lungs turn faintly dark (they needed a smaller one).
+# The DES systems behind the real targets (SZCH-X-Rays, Gusarev et al.)
+# calibrate for this, never perfectly, and add motion between the two exposures:
+# "ground truth" in bone suppression is itself a measurement.
 
 # %% [markdown]
 # ## 2. Why ribs hide nodules
@@ -251,6 +432,18 @@ check(scr["soft"] > 1.5 * scr["cxr"],
 # **Rib band filter.** No mask: ribs are bright horizontal bands repeating about
 # every ninth of the lung height, so a difference of Gaussians along $y$ at that
 # scale, smoothed along $x$, and its positive part estimate them.
+#
+# Both are a page of numpy and scipy; here is their code, without the
+# docstrings (`manual.mask_guided_subtraction?` shows those). `_to_array`
+# checks the input (numpy or torch) and turns it into a float64 (H, W) array;
+# `_from_array` clips the result to [0, 1] and gives it back in the caller's
+# type; `_least_squares_amplitude` is the formula for $\alpha$ above.
+
+# %%
+show_source(manual.mask_guided_subtraction)
+
+# %%
+show_source(manual.rib_band_filter)
 
 # %%
 mask = chest["masks"]["ribs"] | chest["masks"]["clavicles"]
@@ -456,8 +649,11 @@ if real is not None:  # the reference values of the sample pairs' card (datasets
 # - Beer–Lambert makes the log image linear in the path lengths, $L_E = \mu_s T_s + \mu_b T_b$; because bone's
 #   attenuation falls faster with energy, the weighted subtraction $L_h - w L_l$ with $w = \mu_b(E_h)/\mu_b(E_l)$
 #   leaves soft tissue alone: dual-energy subtraction, the source of the real targets.
+# - That cancellation is exact for one energy per exposure only. Real beams are polychromatic and harden in the
+#   body, so the weight that cancels bone depends on the path length, and even the best single weight leaves
+#   a few per cent of the bone: real DES targets are measurements, not truth.
 # - Ribs hide nodules by clutter, not by absorbing them: the nodule is still there, but among bands of equal
-#   contrast; removing bone raises its contrast-to-clutter ratio.
+#   contrast; removing bone raises its signal-to-clutter ratio.
 # - Two conventional methods (mask-guided subtraction with normalised convolution, a vertical band-pass at the
 #   rib period) beat doing nothing without any training: the bar for every learned method.
 # - The identity baseline scores a high official BSR and an inflated uint8 PSNR; the course reports the
@@ -466,54 +662,137 @@ if real is not None:  # the reference values of the sample pairs' card (datasets
 #   lungs: a controlled experiment, not a stand-in for real data.
 #
 # ## Exercises
-# 1. Change the dose. Render the test chests with `phantom.render(seed, SIZE, dose=2e3)` (ten times fewer
-#    photons) and `dose=None` (noiseless), and rerun the metrics table. Which methods suffer, and why?
+# ★ easy, ★★ medium, ★★★ hard. The numbers quoted in the solutions are those of the smoke profile (64² chests).
+#
+# 1. ★ Change the dose. Render the test chests with `phantom.render(seed, SIZE, dose=2e3)` (ten times fewer
+#    photons than the default), `dose=20` (a thousand times fewer) and `dose=None` (noiseless), and rerun the
+#    metrics. How much does each method lose, and why so little at this image size?
 #
 #    <details><summary>Solution</summary>
 #
-#    Quantum noise enters the radiograph but not the target, so every row loses PSNR, identity included.
-#    The band filter's positive part rectifies noise into a small bright bias that it then subtracts, and the
-#    mask-guided estimate $x - \hat s$ inside the mask carries the noise of $x$; both stay above identity
-#    because the noise is much smaller than a rib's contrast at this dose. Code:
-#    `tests = [phantom.render(seed, SIZE, dose=2e3) for seed in range(100, 100 + NUM_TEST)]`, then rerun
-#    the cell that builds `predictions` and `scores`.
+#    The first solution cell prints PSNR, lung PSNR and lung symmetric BSR for each dose. At 64² (the smoke
+#    profile) ten times fewer photons cost less than 0.01 dB, and a thousand times fewer cost
+#    identity and the mask-guided method about 0.7 dB of PSNR and the band filter about 0.4 dB; every method
+#    keeps its lead over identity. Quantum noise enters the radiograph and not the target, so every row loses,
+#    identity included. It loses so little because `render`'s dose is counted per 0.42 mm detector pixel,
+#    and a pixel of a 64² image covers 6.7 mm, the photons of 256 detector pixels: noise that matters on the
+#    detector averages away in a downsampled image. A dose study needs the detector's pixel size.
 #    </details>
 #
-# 2. Dual energy at other energies. Use 40 and 60 keV instead of 40 and 80 keV
+# 2. ★★ Dual energy at other energies. Use 40 and 60 keV instead of 40 and 80 keV
 #    (`phantom.dual_energy_subtraction(low, mid, energies=(40, 60))`). Is bone still cancelled? What happens
 #    to the soft-tissue signal per cm, and why does that matter with noise?
 #
 #    <details><summary>Solution</summary>
 #
-#    Bone is cancelled for any pair of energies (the weight adapts), so the claim checked in section 1 still holds.
-#    But the soft signal per cm, $\mu_s(E_h) - w\,\mu_s(E_l)$, shrinks when the energies are close, while the
-#    noise of the two images adds: the subtracted image gets noisier relative to its signal. Real DES systems
+#    The second solution cell prints both pairs. Bone is cancelled for any pair of energies (the weight adapts:
+#    0.335 for 40/80 keV, 0.473 for 40/60 keV; what is left is float rounding, about 10⁻⁶). But the soft signal
+#    per cm, $\mu_s(E_h) - w\,\mu_s(E_l)$, shrinks from 0.098 to 0.082, while the noise of the two images
+#    adds: with independent noise $\sigma$ in each log image, $L_h - wL_l$ has noise $\sigma\sqrt{1 + w^2}$,
+#    1.05σ and 1.11σ. Signal per cm over noise drops by a fifth, from 0.093 to 0.074. Real DES systems
 #    separate the spectra as far as they can (kVp switching, or a copper filter between two detectors).
 #    </details>
 #
-# 3. Tune the mask-guided method. Call `manual.mask_guided_subtraction(cxr, mask, anisotropy=1.0)` (an
+# 3. ★★ Tune the mask-guided method. Call `manual.mask_guided_subtraction(cxr, mask, anisotropy=1.0)` (an
 #    isotropic Gaussian) and compare its `lung/bsr_symmetric` and whole-image `bsr_symmetric` with the default.
 #
 #    <details><summary>Solution</summary>
 #
-#    With a round window the background under a rib near the chest wall listens to the dark air outside the
-#    body and to the bright mediastinum, so the bone estimate is wrong at the lateral edges: the whole-image
-#    symmetric BSR can drop below identity, while the lung region, away from those edges, still improves.
-#    Stretching the window along the ribs (`anisotropy=0.3`, the default) listens to the tissue above and below
-#    each rib instead.
+#    The third solution cell prints both variants beside identity. With a round window the background under
+#    a rib near the chest wall listens to the dark air outside the body and to the bright mediastinum, so the
+#    bone estimate is wrong at the lateral edges: at 64² the whole-image symmetric BSR falls from 0.55 to
+#    0.44, barely above doing nothing (0.43). Inside the lungs, away from those edges, the round window does
+#    as well (0.81 against 0.80) and even gains lung PSNR: the default's stretched window is a choice for
+#    the whole image, and the region you measure decides which variant looks better.
 #    </details>
 #
-# 4. Show that the official BSR can be gamed: add a constant 0.05 to the identity prediction, clip to [0, 1],
-#    and compute `metrics.bsr` and `metrics.bsr_symmetric`. Then try `cxr + (cxr - soft)` (bone doubled).
+# 4. ★★ Is the official BSR fooled by a brighter prediction? Add a constant 0.05 to the identity prediction
+#    (clipped to [0, 1]), then try `soft + 2·bone`, that is `cxr + (cxr - soft)`, and compute `metrics.bsr`
+#    and `metrics.bsr_symmetric` for each, beside the perfect prediction `soft` and the identity `cxr`.
 #
 #    <details><summary>Solution</summary>
 #
-#    A constant changes nothing (both BSRs subtract the mean difference first). Doubling the bone makes the
-#    prediction brighter than the target wherever there is bone, which the official clip ignores: its official
-#    BSR stays high, while the symmetric BSR falls far below zero. A metric that rewards adding bone cannot rank
-#    bone suppression.
+#    The fourth solution cell prints the table. The constant changes neither ratio beyond what the clipping at
+#    1 does (both subtract the mean difference first). Doubling the bone *does* lower the official BSR, from
+#    0.80 to 0.23: its mean shift pushes the gaps between the ribs below the target, and those pixels count.
+#    But it stays above zero, as if a fifth of the bone had been removed when bone was added; the symmetric
+#    BSR goes to −1.2, saying plainly that the prediction is further from the target than the radiograph.
+#    Both put the perfect prediction first and the doubled bone last; the official ratio's flaw is its scale,
+#    which forgives most of the bone that is left (0.80 for doing nothing).
 #    </details>
 #
+# 5. ★★★ Beam hardening grows with the width of the spectrum. Repeat section 1b with spectra that put 100 %,
+#    90 %, 75 % and 60 % of the photons in their main bin (40 keV for the low exposure, 80 keV for the high
+#    one, the rest at 60 keV), fitting the best single weight each time. How much bone is left?
+#
+#    <details><summary>Solution</summary>
+#
+#    The fifth solution cell prints the best weight and the bone left in the lungs for each spectrum. One
+#    energy per exposure leaves nothing (the monoenergetic case, w = 0.335); 90 % leaves about 1 %, 60 %
+#    about 1.8 % of the bone signal, and the best weight drifts from 0.335 towards 0.58 as the two spectra
+#    share more of their photons. Narrow, well separated spectra (filters, two detector layers) are what
+#    makes dual-energy subtraction clean.
+#    </details>
+
+# %% tags=["solution"]
+# Solution to exercise 1
+by_dose = {}
+for dose in (20, 2e3, 2e4, None):
+    chests = [phantom.render(seed, SIZE, dose=dose) for seed in range(100, 100 + NUM_TEST)]
+    noisy = np.stack([c["cxr"] for c in chests])
+    for name in ("identity", *manual.MANUAL_METHODS):
+        guess = noisy if name == "identity" else np.stack([manual.predict(name, c["cxr"], c["masks"]) for c in chests])
+        by_dose[("noiseless" if dose is None else f"{dose:g} photons", name)] = metrics.evaluate(
+            guess, soft, noisy, mask=lungs)
+print(pd.DataFrame(by_dose).T[["psnr", "lung/psnr", "lung/bsr_symmetric"]].round(3).to_string())
+
+# %% tags=["solution"]
+# Solution to exercise 2
+for energies in ((40, 80), (40, 60)):
+    pair = phantom.dual_energy_subtraction(*(phantom.log_image(paths["soft_cm"], paths["bone_cm"], e)
+                                             for e in energies), energies=energies)
+    bone_left_max = np.abs(pair["soft"] - pair["soft_per_cm"] * paths["soft_cm"]).max()
+    noise_gain = np.sqrt(1 + pair["w_bone"] ** 2)  # σ of L_h − w L_l for independent noise σ in each image
+    print(f"{energies[0]}/{energies[1]} keV: w = {pair['w_bone']:.3f}, largest bone left {bone_left_max:.1e}, "
+          f"soft signal {pair['soft_per_cm']:.4f} per cm, noise × {noise_gain:.2f}, "
+          f"signal per cm / noise gain {pair['soft_per_cm'] / noise_gain:.4f}")
+
+# %% tags=["solution"]
+# Solution to exercise 3
+variants = {"anisotropy 0.3 (default)": predictions["mask_guided_subtraction"],
+            "anisotropy 1.0 (round)": np.stack([manual.mask_guided_subtraction(
+                t["cxr"], t["masks"]["ribs"] | t["masks"]["clavicles"], anisotropy=1.0) for t in tests]),
+            "identity": cxr}
+print(pd.DataFrame({name: metrics.evaluate(p, soft, cxr, mask=lungs) for name, p in variants.items()}).T[
+    ["bsr_symmetric", "lung/bsr_symmetric", "psnr", "lung/psnr"]].round(3).to_string())
+
+# %% tags=["solution"]
+# Solution to exercise 4
+bone = cxr - soft  # what the BSR calls bone
+candidates = {"soft (perfect)": soft, "soft + bone (identity)": cxr,
+              "identity + 0.05": np.clip(cxr + 0.05, 0, 1), "soft + 2·bone": np.clip(cxr + bone, 0, 1)}
+bsr_table = pd.DataFrame({name: {"official BSR": metrics.bsr(p, soft, cxr),
+                                 "symmetric BSR": metrics.bsr_symmetric(p, soft, cxr)}
+                          for name, p in candidates.items()}).T
+print(bsr_table.round(3).to_string())
+doubled, identity_row = bsr_table.loc["soft + 2·bone"], bsr_table.loc["soft + bone (identity)"]
+check(0 < doubled["official BSR"] < identity_row["official BSR"] and doubled["symmetric BSR"] < 0,
+      f"doubling the bone lowers the official BSR from {identity_row['official BSR']:.2f} to "
+      f"{doubled['official BSR']:.2f}, still above zero; the symmetric BSR goes to {doubled['symmetric BSR']:.2f}")
+
+
+# %% tags=["solution"]
+# Solution to exercise 5
+for main_share in (1.0, 0.9, 0.75, 0.6):
+    spectra = {"low": {40: main_share, 60: 1 - main_share}, "high": {60: 1 - main_share, 80: main_share}}
+    low_bone, high_bone = bone_signal(spectra["low"]), bone_signal(spectra["high"])
+    best = (high_bone[lung_pixels] * low_bone[lung_pixels]).sum() / (low_bone[lung_pixels] ** 2).sum()
+    left = high_bone - best * low_bone
+    share = np.sqrt((left[lung_pixels] ** 2).mean() / (low_bone[lung_pixels] ** 2).mean())
+    print(f"{main_share:.0%} of the photons in the main bin: best w = {best:.3f}, bone left in the lungs {share:.2%}")
+
+
+# %% [markdown]
 # ## References
 # - Vock & Szucs-Farkas, *Dual energy subtraction: principles and clinical applications*, Eur J Radiol 2009.
 #   [papers/vock-2009](../papers/vock-2009.yaml)

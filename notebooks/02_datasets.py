@@ -22,8 +22,8 @@
 # hardware, a suppression algorithm, or a simulation), how to get each public collection,
 # and how to read it without falling into the three traps that silently ruin results:
 # images with the wrong polarity, pairs that do not line up, and splits that leak the
-# same patient into training and test. At the end you build the one split file every
-# method of the course is trained and measured on.
+# same patient into training and test. At the end you write a patient-wise split file
+# and read it back the way the datasets and the benchmark do.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/bone-suppression/course/blob/main/notebooks/02_datasets.ipynb)
 #
@@ -33,12 +33,18 @@
 # | `colab` | one T4 GPU | minutes (downloads SZCH-X-Rays, ≈ 741 pairs) |
 # | `full` | one A100/H100 | as `colab` |
 #
+# ## Prerequisites
+# - Notebook 01: the phantom, `cxr = soft + bone`, polarity (bone bright) and PSNR.
+# - Image files as arrays of integers (8 or 16 bits); training, validation and test sets.
+# - Python: paths, dicts, pandas tables.
+#
 # ## Learning goals
 # - tell dual-energy, algorithmic and synthetic targets apart, and say what each means for a result;
 # - download a dataset into the course's data directory, with credentials kept out of the notebook;
 # - read PNG, DICOM and raw JSRT images into one convention (float in [0, 1], bone bright) and check polarity;
 # - check a pair's alignment and look at its difference image;
-# - show with numbers why a random split of an augmented set cheats, and build a patient-wise split.
+# - show with numbers why a random split of an augmented set cheats, and build a patient-wise split;
+# - write a split file, and say which parts of the course read one.
 
 # %% [markdown]
 # ## Setup
@@ -307,46 +313,66 @@ check(largest_shift <= 2.0, f"every pair shown is aligned: the largest shift is 
 # %%
 N_PATIENTS, COPIES, SIM_SIZE = 16, 6, 64
 source = bsd.get_dataset("phantom", split="train", size=SIM_SIZE, num_images=N_PATIENTS, seed=SEED)
-rng = np.random.default_rng(SEED)
-augmented = {}
-for i in config.progress(range(len(source)), desc="augmenting"):
-    sample = source[i]
+
+
+def augmented_copies(index, copies, rng):
+    """``copies`` shifted and re-scaled versions of source pair ``index``, the same change to both images."""
+    sample = source[index]
     cxr, soft = sample["cxr"].numpy(), sample["soft"].numpy()
-    for copy in range(COPIES):
+    pairs = []
+    for _ in range(copies):
         dy, dx = rng.integers(-2, 3, size=2)
         gain = rng.uniform(0.9, 1.1)
-        pair = [np.clip(np.roll(image, (dy, dx), axis=(1, 2)) * gain, 0, 1) for image in (cxr, soft)]
-        augmented[f"P{i:02d}_{copy}"] = pair
+        pairs.append([np.clip(np.roll(image, (dy, dx), axis=(1, 2)) * gain, 0, 1) for image in (cxr, soft)])
+    return pairs
+
+
+def augment(copies, seed=SEED):
+    """Every patient's copies, as ``{"P03_2": [cxr, soft], ...}`` (copy 2 of patient 3)."""
+    rng = np.random.default_rng(seed)
+    return {f"P{i:02d}_{copy}": pair for i in config.progress(range(len(source)), desc="augmenting")
+            for copy, pair in enumerate(augmented_copies(i, copies, rng))}
 
 
 def patient_of(image_id):
     return image_id.split("_")[0]
 
 
-def nearest_neighbour_psnr(split):
+# %%
+def nearest_neighbour_psnr(split, pairs):
     """Mean PSNR of a 1-NN 'model' that copies the target of the closest training radiograph."""
-    train = np.stack([augmented[i][0].ravel() for i in split["train"]])
+    train = np.stack([pairs[i][0].ravel() for i in split["train"]])
     scores = []
     for image_id in split["test"]:
-        cxr, soft = augmented[image_id]
+        cxr, soft = pairs[image_id]
         nearest = split["train"][int(np.argmin(((train - cxr.ravel()) ** 2).sum(axis=1)))]
-        scores.append(float(metrics.psnr(augmented[nearest][1], soft, data_range=1.0)))
+        scores.append(float(metrics.psnr(pairs[nearest][1], soft, data_range=1.0)))
     return float(np.mean(scores))
 
 
-ids = list(augmented)
-random_split = bsd.random_image_split(ids, fractions=(0.75, 0.0, 0.25), seed=SEED)
-patient_split = bsd.make_patient_split([patient_of(i) for i in ids], fractions=(0.75, 0.0, 0.25), seed=SEED)
-patient_split_ids = {name: [i for i in ids if patient_of(i) in set(patients)]
-                     for name, patients in patient_split.items()}
+def two_splits(pairs):
+    """The same images split two ways: at random over images, and patient-wise (lists of image ids)."""
+    ids = list(pairs)
+    by_patient = bsd.make_patient_split([patient_of(i) for i in ids], fractions=(0.75, 0.0, 0.25), seed=SEED)
+    return {"random over images": bsd.random_image_split(ids, fractions=(0.75, 0.0, 0.25), seed=SEED),
+            "patient-wise": {name: [i for i in ids if patient_of(i) in set(patients)]
+                             for name, patients in by_patient.items()}}
 
-leak = pd.DataFrame(
-    [{"split": kind,
-      "test images": len(split["test"]),
-      "test patients also in train": len(bsd.shared_patients(split, patient_of)["train&test"]),
-      "1-NN PSNR on test (dB)": nearest_neighbour_psnr(split)}
-     for kind, split in (("random over images", random_split), ("patient-wise", patient_split_ids))]
-).set_index("split")
+
+def leakage_table(pairs):
+    """For each split: test images, test patients also in training, and the 1-NN memoriser's PSNR."""
+    return pd.DataFrame(
+        [{"split": kind,
+          "test images": len(split["test"]),
+          "test patients also in train": len(bsd.shared_patients(split, patient_of)["train&test"]),
+          "1-NN PSNR on test (dB)": nearest_neighbour_psnr(split, pairs)}
+         for kind, split in two_splits(pairs).items()]
+    ).set_index("split")
+
+
+# %%
+augmented = augment(COPIES)
+leak = leakage_table(augmented)
 leak.round(2)
 
 # %%
@@ -363,41 +389,86 @@ check(flattery_db > 0, f"the random split flatters a model that only remembers b
 # splits. Rules the course follows:
 # - split **patients**, never images; augmented copies follow their patient;
 # - evaluate on **non-augmented** pairs only (for BSE-JSRT: `JSRT/JSRT` + `BSE_JSRT/BSE_JSRT`);
-# - make the split once, seeded, save it to a file and let every method read that file.
+# - make the split once, seeded, and save it to a file that the data loading reads.
 
 # %% [markdown]
-# ## 6 · Building the shared split
+# ## 6 · A split file, and who reads it
 #
-# `make_patient_split` shuffles the distinct patients with a seed and cuts them into
-# train / val / test; `save_split` refuses a split in which any patient appears twice and
-# writes JSON that every later notebook reads. For SZCH-X-Rays the official
-# 592 / 74 / 75 lists are used instead; for BSE-JSRT, DeBoneDiT's 192 / 24 / 25 counts.
-# (The smoke profile writes to a temporary folder, so tests leave no trace.)
+# `make_patient_split` shuffles the distinct patients with a seed and cuts them into train /
+# val / test; `save_split` refuses a split in which any patient appears twice and writes it
+# as JSON. A split file is worth something only where it is read. In the course, two things
+# read one:
+# - the **folder datasets**: `PairedFolder` and the named datasets built on it (`BSEJSRT`,
+#   `SZCHXRays`, `GusarevDES`, `JSRTBSEBaidu`) take `split="train"`, `"val"` or `"test"`
+#   with `split_file=...` and keep that part's patients;
+# - the **benchmark**: `python -m bs_lib benchmark --dataset NAME --split FILE` measures
+#   every method on the file's test patients only (and, with `--output`, saves the test
+#   split it used beside its report).
+#
+# Two datasets need no file of yours. The phantom splits by seed: its train, val and test
+# chests are drawn from disjoint seeds. SZCH-X-Rays ships official 592 / 74 / 75 lists, and
+# `SZCHXRays(split=...)` turns them into `split-official.json` next to the data when the
+# download holds them. For BSE-JSRT this notebook draws DeBoneDiT's counts, 192 / 24 / 25
+# of its 241 patients, with its own seed: the counts match, the patients need not.
+#
+# Here is the whole round trip on the augmented phantom pairs of section 5: written to a
+# folder in the usual layout (`CXR/` and `BS/`, one PNG per image, `P03_2.png` for copy 2 of
+# patient 3), split by patient, saved, and read back through `PairedFolder`. Both land in a
+# temporary folder, so the notebook leaves no trace.
 
 # %%
-if wanted != "phantom":
-    split_name = wanted
-    patients = bsd.get_dataset(split_name, split="all").patients
-    counts = (192, 24, 25) if split_name == "bse-jsrt" and len(set(patients)) == 241 else None
-elif REAL_PAIRS is not None:
-    split_name, counts = "real-pairs", (4, 1, 1)
-    patients = [REAL_PAIRS[i]["patient"] for i in range(len(REAL_PAIRS))]
-else:
-    split_name, patients, counts = "phantom-augmented", [patient_of(i) for i in ids], None
+folder = Path(tempfile.mkdtemp()) / "phantom-augmented"
+for image_id, pair in augmented.items():
+    for part, image in zip(("CXR", "BS"), pair, strict=True):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(image[0] * 255).astype(np.uint8)).save(folder / part / f"{image_id}.png")
 
-split_root = Path(tempfile.mkdtemp()) if run.profile.name == "smoke" else config.data_dir()
-shared = bsd.make_patient_split(patients, counts=counts, seed=SEED)
-split_path = bsd.save_split(bsd.default_split_path(split_name, SEED, split_root), shared,
-                            dataset=split_name, seed=SEED, note="course-wide patient-wise split")
+patients = [patient_of(i) for i in augmented]
+shared = bsd.make_patient_split(patients, fractions=(0.625, 0.125, 0.25), seed=SEED)
+split_path = bsd.save_split(bsd.default_split_path("phantom-augmented", SEED, folder.parent), shared,
+                            dataset="phantom-augmented", seed=SEED, note="patient-wise split of notebook 02")
 document = bsd.load_split(split_path)
-print(split_path.name, document["counts"])
+test_part = bsd.PairedFolder(folder, split="test", split_file=split_path, patient_of=patient_of)
+print(f"{split_path.name}: {document['counts']} patients; the test part read back: {test_part}")
 
 # %%
+test_patients = document["splits"]["test"]
 check(all(not found for found in bsd.shared_patients(document["splits"]).values()),
       f"no patient appears in two parts of {split_path.name}")
 check(sum(document["counts"].values()) == len(set(patients)),
       f"all {len(set(patients))} patients are placed: {document['counts']}")
-check(bsd.make_patient_split(patients, counts=counts, seed=SEED) == shared, "the same seed makes the same split")
+check(bsd.make_patient_split(patients, fractions=(0.625, 0.125, 0.25), seed=SEED) == shared,
+      "the same seed makes the same split")
+check(sorted(set(test_part.patients)) == sorted(test_patients) and len(test_part) == COPIES * len(test_patients),
+      f"read through the split file, the folder yields the {len(test_part)} images of its "
+      f"{len(test_patients)} test patients, all copies included, and nothing else")
+
+# %% [markdown]
+# With a real dataset on this machine (the `colab` and `full` profiles download
+# SZCH-X-Rays), the next cell finds its official split, or makes and saves one in
+# `<data dir>/splits/`, and prints the benchmark command that uses it.
+
+# %%
+if wanted == "phantom":
+    print("No real dataset here: the phantom's splits come from its seeds, so there is no file to write.")
+else:
+    real_split = None
+    if wanted == "szch-x-rays":
+        try:
+            bsd.SZCHXRays(split="test")  # reads the official lists and writes split-official.json beside the data
+            real_split = download.get_entry(wanted).path() / "split-official.json"
+        except bsd.DatasetNotFoundError as missing:
+            print(str(missing).splitlines()[0])
+    if real_split is None:
+        real_patients = bsd.get_dataset(wanted, split="all").patients
+        counts = {"bse-jsrt": (192, 24, 25), "szch-x-rays": (592, 74, 75)}.get(wanted)
+        counts = counts if counts is not None and sum(counts) == len(set(real_patients)) else None
+        real_split = bsd.save_split(bsd.default_split_path(wanted, SEED),
+                                    bsd.make_patient_split(real_patients, counts=counts, seed=SEED),
+                                    dataset=wanted, seed=SEED, note="course patient-wise split")
+    print(f"{wanted}: {real_split}, {bsd.load_split(real_split)['counts']} patients")
+    print(f"measure every method on its test patients: python -m bs_lib benchmark --dataset {wanted} "
+          f"--split {real_split}")
 
 # %% [markdown]
 # ## Summary
@@ -412,42 +483,122 @@ check(bsd.make_patient_split(patients, counts=counts, seed=SEED) == shared, "the
 #   for a model that only remembers); split by patient, once, into a saved file.
 #
 # ## Exercises
-# 1. Change `COPIES` to 1 in the leakage cell. What happens to the gap between the two
-#    splits, and why?
+# ★ easy, ★★ medium, ★★★ hard.
+#
+# 1. ★ Make one copy per patient (`augment(1)`) and rebuild the leakage table. What happens
+#    to the gap between the two splits, and why?
 #
 #    <details><summary>Solution</summary>
 #
-#    With one copy per patient there is nothing to leak: both splits are patient-wise in
-#    effect, "test patients also in train" is 0 for both, and the PSNRs become similar.
-#    The inflation comes entirely from copies of test patients in training.
+#    The first solution cell prints the table for one copy per patient. There is nothing to
+#    leak: "test patients also in train" is 0 for both splits, because with one image per
+#    patient a random image split *is* a patient split. Both PSNRs are now those of a
+#    memoriser that never saw its test patients; with the same seed the two splits even draw
+#    the same test images, so the two rows agree. The inflation came entirely from copies of
+#    test patients in training.
 #    </details>
 #
-# 2. Read `RG1_UNCR.dcm` with `apply_window=False` and compare its histogram with the
+# 2. ★★ Read `RG1_UNCR.dcm` with `apply_window=False` and compare its histogram with the
 #    windowed version. Which one would you feed a model trained on 8-bit PNGs?
 #
 #    <details><summary>Solution</summary>
 #
-#    Without the window the 15-bit range is divided by $2^{15}-1$ and the anatomy occupies
-#    a narrower band; the window (centre 15000, width 30000) spreads it over [0, 1], closer to
-#    how PNG exports were made. Either way, state the choice next to every result.
+#    The second solution cell (it needs `pydicom-data`) draws both histograms and prints their
+#    1st, 50th and 99th percentiles. Here they nearly coincide: the stored window (centre
+#    15000, width 30000) covers almost the whole 15-bit range, so windowing only stretches
+#    the values by $32767/30000 \approx 1.09$ about the white end; the anatomy spans about
+#    0.24–0.93 windowed and 0.30–0.93 raw. With a narrow window the difference would be large.
+#    Feed the model what its PNGs were made from, usually the windowed display, and state the
+#    choice next to every result.
 #    </details>
 #
-# 3. Make a folder with `CXR/0.png` of 64×64 and `BS/0.png` of 66×66 and load it with
+# 3. ★★ Make a folder with `CXR/0.png` of 64×64 and `BS/0.png` of 66×66 and load it with
 #    `bsd.PairedFolder`. Read the error, then load it with `resize_mismatch=True`.
 #
 #    <details><summary>Solution</summary>
 #
-#    ```python
-#    root = Path(tempfile.mkdtemp())
-#    for folder, side in (("CXR", 64), ("BS", 66)):
-#        (root / folder).mkdir()
-#        pixels = np.random.default_rng(0).integers(0, 255, (side, side), dtype=np.uint8)
-#        Image.fromarray(pixels).save(root / folder / "0.png")
-#    bsd.PairedFolder(root)[0]                        # PairMismatchError naming both files and sizes
-#    bsd.PairedFolder(root, resize_mismatch=True)[0]  # works, with a warning
-#    ```
+#    The third solution cell does it. The first load raises `PairMismatchError`, whose
+#    message names both files and both sizes and says what to do; the second returns the pair
+#    with the target resampled onto the radiograph's 64×64 grid, and warns that it did.
 #    </details>
 #
+# 4. ★★★ A patient-wise split protects you only as far as the patient ids are right. A
+#    follow-up radiograph filed under a new id is a new "patient" to `make_patient_split`.
+#    Simulate one: new copies of a *training* patient, under the id `P99`, added to the test
+#    side of the patient-wise split. Can you find them from the images alone, without the ids?
+#    Try the plain RMS distance to the nearest training image, then a distance blind to the
+#    augmentation's shifts and gains, such as the error `phase_cross_correlation` returns.
+#
+#    <details><summary>Solution</summary>
+#
+#    The fourth solution cell builds the follow-up and prints, per test patient, the median
+#    over its images of both distances to the nearest training image. The plain RMS distance
+#    cannot single out P99: shifts of two pixels and gains of ±10 % make copies of one chest
+#    differ about as much as two chests do. The phase-correlation error, a normalised RMS
+#    error after the best shift, is about 0.001 for P99 and above 0.05 for every genuine test
+#    patient. A near-duplicate search between test and training images catches what the ids
+#    hide.
+#    </details>
+
+# %% tags=["solution"]
+# Solution to exercise 1
+leakage_table(augment(1)).round(2)
+
+# %% tags=["solution"]
+# Solution to exercise 2
+if HAS_RG1:
+    rg1_raw, _ = io.read_image(rg1_path, apply_window=False)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for label, image in (("windowed (read_image's default)", rg1), ("apply_window=False", rg1_raw)):
+        ax.hist(image.ravel(), bins=128, range=(0, 1), histtype="step", density=True, label=label)
+        print(f"{label}: 1st, 50th, 99th percentiles {np.round(np.percentile(image, [1, 50, 99]), 3)}")
+    ax.set(title="RG1_UNCR.dcm", xlabel="value in [0, 1]")
+    ax.legend(fontsize=8)
+    plt.show()
+else:
+    print("pip install pydicom-data to run this solution (34 MB, then offline).")
+
+# %% tags=["solution"]
+# Solution to exercise 3
+import warnings
+
+mismatched = Path(tempfile.mkdtemp())
+for part, side in (("CXR", 64), ("BS", 66)):
+    (mismatched / part).mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (side, side), dtype=np.uint8)
+    Image.fromarray(pixels).save(mismatched / part / "0.png")
+try:
+    bsd.PairedFolder(mismatched)[0]
+except io.PairMismatchError as error:
+    print(f"PairMismatchError: {str(error).replace(str(mismatched) + '/', '')}")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    resized = bsd.PairedFolder(mismatched, resize_mismatch=True)[0]
+print(f"resize_mismatch=True: cxr {tuple(resized['cxr'].shape)}, soft {tuple(resized['soft'].shape)}; warned: "
+      f"{str(caught[0].message).replace(str(mismatched) + '/', '') if caught else 'nothing'}")
+
+# %% tags=["solution"]
+# Solution to exercise 4
+split = two_splits(augmented)["patient-wise"]
+twin = patient_of(split["train"][0])  # a training patient who comes back under a new id
+follow_up = {f"P99_{copy}": pair for copy, pair in
+             enumerate(augmented_copies(int(twin[1:]), COPIES, np.random.default_rng(SEED + 99)))}
+pool = {**augmented, **follow_up}
+train_images = [pool[i][0][0] for i in split["train"]]
+distances = {"RMS": lambda a, b: float(np.sqrt(((a - b) ** 2).mean())),
+             "phase-correlation error": lambda a, b: float(phase_cross_correlation(a, b, normalization=None)[1])}
+nearest = pd.DataFrame({name: {i: min(distance(t, pool[i][0][0]) for t in train_images)
+                               for i in split["test"] + list(follow_up)} for name, distance in distances.items()})
+by_patient = nearest.groupby(patient_of).median().sort_values("phase-correlation error")
+print(f"{twin} comes back as P99; median distance of each test patient's images to the nearest training image:")
+print(by_patient.round(4).to_string())
+phase_error = by_patient["phase-correlation error"]
+closest_genuine = phase_error.drop("P99").min()
+check(10 * phase_error["P99"] < closest_genuine,
+      f"blind to shifts and gains, the disguised patient is {closest_genuine / phase_error['P99']:.0f}× "
+      f"closer to training than any genuine test patient")
+
+# %% [markdown]
 # ## References
 # - Sun et al., *BS-LDM: bone suppression in high-resolution chest X-ray images with
 #   conditional latent diffusion models*, 2025. [papers/bs-ldm-2025](../papers/bs-ldm-2025.yaml)
