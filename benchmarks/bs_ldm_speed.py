@@ -58,7 +58,7 @@ from bs_ldm_timing import (
     train_speed,
 )
 
-from bs_lib.models.ldm import count_parameters
+from bs_lib.engine import count_parameters
 
 # --------------------------------------------------------------------------- the survey (all variants, printed)
 

@@ -13,9 +13,12 @@ download      the dataset registry: Kaggle / Hugging Face / public-file download
 resources     the course files outside the package (papers, cards, results), found in a clone or a wheel
 survey        the ``papers/`` database: validation, index, figures
 losses        L1/MSE, MS-SSIM + L1, adversarial losses
-models        one module per method family, and BS-LDM's two stages
 diffusion     noise schedule, offset noise, thresholds, DDPM/DDIM samplers
-train         one training loop on accelerate; configs live in ``configs/``
+engine        one training loop for every method: the Objective interface and registry, run configs and
+              recipes (``configs/``), checkpoints, the Trainer; it never imports a model
+models        one module per method family, and BS-LDM's two stages; each registers with the engine
+train         ``python -m bs_lib train``: the engine's command line, every method registered
+runs          the names of the course's training runs, and which finished run to reuse
 evaluate      the benchmark and its leaderboard
 suppress      bone suppression of your own radiographs with a checkpoint
 report        execute every notebook with papermill and write ``reports/``

@@ -41,7 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 USER_ERRORS: dict[str, tuple[str, ...]] = {
     "builtins": ("FileNotFoundError", "FileExistsError"),  # a path given on the command line
     "bs_lib.io": ("ImageReadError",),
-    "bs_lib.train": ("CheckpointError", "ConfigError"),
+    "bs_lib.engine.checkpoint": ("CheckpointError",),
+    "bs_lib.engine.config": ("ConfigError",),
     "bs_lib.datasets": ("DatasetNotFoundError",),
     "bs_lib.download": ("DownloadError",),
     "bs_lib.config": ("UnknownParameterError",),

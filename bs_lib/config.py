@@ -49,7 +49,9 @@ class Profile:
     """The knobs that scale a notebook from a CPU smoke run to the paper.
 
     Notebooks derive their own values from these (for example a model's
-    width from ``image_size``); a profile never names a notebook.
+    width from ``image_size``); a profile never names a notebook. Training
+    steps, batch sizes and sampler settings are not here: each method's recipe
+    (``bs_lib/configs/<method>.yaml``) holds them, one section per profile.
     """
 
     name: str
@@ -57,15 +59,12 @@ class Profile:
     image_size: int  # side of the square images models see
     dataset: str  # "phantom" or the name of a real dataset
     num_images: int | None  # images drawn from the dataset (None = all)
-    train_steps: int  # optimiser steps for a typical model of the course
-    batch_size: int
-    sampling_steps: int  # diffusion sampling steps
     num_workers: int  # DataLoader workers
     needs_gpu: bool
     quiet: bool  # progress bars off (nbval compares stderr)
 
     def with_overrides(self, **changes: Any) -> Profile:
-        """A copy with some fields changed, e.g. ``profile.with_overrides(train_steps=10)``."""
+        """A copy with some fields changed, e.g. ``profile.with_overrides(image_size=128)``."""
         unknown = set(changes) - set(asdict(self))
         if unknown:
             raise TypeError(f"Profile has no field(s) {sorted(unknown)}; fields are {sorted(asdict(self))}")
@@ -79,9 +78,6 @@ PROFILES: dict[str, Profile] = {
         image_size=64,
         dataset="phantom",
         num_images=32,
-        train_steps=40,
-        batch_size=8,
-        sampling_steps=10,
         num_workers=0,
         needs_gpu=False,
         quiet=True,
@@ -92,9 +88,6 @@ PROFILES: dict[str, Profile] = {
         image_size=256,
         dataset="szch-x-rays",
         num_images=None,
-        train_steps=3_000,
-        batch_size=16,
-        sampling_steps=50,
         num_workers=2,
         needs_gpu=True,
         quiet=False,
@@ -105,9 +98,6 @@ PROFILES: dict[str, Profile] = {
         image_size=1024,
         dataset="szch-x-rays",
         num_images=None,
-        train_steps=100_000,
-        batch_size=4,
-        sampling_steps=1_000,
         num_workers=8,
         needs_gpu=True,
         quiet=False,

@@ -34,7 +34,7 @@ learned
     image size, seed and optional step overrides, and loaded for inference with
     :func:`bs_lib.suppress.load_suppressor` (EMA weights when the run has them).
     ``bs_ldm`` trains (or reuses) both stages with
-    :func:`bs_lib.models.ldm.pretrained_bs_ldm`; ``distillation`` trains its
+    :func:`bs_lib.runs.bs_ldm`; ``distillation`` trains its
     teacher first, at the benchmark's image size, seed and step scale.
 
 The leaderboard is sorted by mean whole-image PSNR (the one metric every paper
@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
-import inspect
 import json
 import math
 import os
@@ -70,6 +69,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from bs_lib.engine.objective import accepts_generator  # re-exported: its home is the engine now
 
 IDENTITY = "identity"
 NOT_SUPPRESSORS = ("ml_vqgan",)  # stage 1 of BS-LDM: an autoencoder, not a bone suppressor
@@ -189,13 +190,16 @@ def scaled_steps(steps: int, method: str, steps_override: dict[str, int], steps_
 
 
 def learned_config(method: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
-                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0, data: str | None = None):
+                   steps_override: dict[str, int] | None = None, steps_scale: float = 1.0, data: str | None = None,
+                   **variant):
     """The benchmark's :class:`~bs_lib.train.TrainConfig` for ``method``: its profile config, our size, seed, steps.
 
     The run is named after everything that changes it, so two benchmarks with
     different settings never share (or resume) a run, and a notebook that
     trains with this config (notebook 03) hands its runs to the benchmark.
-    ``data`` replaces the config's dataset (the benchmark keeps the config's).
+    ``data`` replaces the config's dataset (the benchmark keeps the config's);
+    ``variant`` are further config overrides for a notebook's own variant of
+    the method (give it its own ``name``).
     """
     from bs_lib.configs import config_dict, load_config, rescheduled
 
@@ -208,6 +212,7 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
                                  **rescheduled(base, steps)}
     if data is not None and data != base.get("data"):
         overrides.update(data=data, name=f"{name}-{data}")
+    overrides.update(variant)
     teacher = (base.get("method_args") or {}).get("teacher")
     if method == "distillation" and isinstance(teacher, dict):
         overrides["method_args"] = {"teacher": teacher_spec(teacher, name, size, seed, steps_override, steps_scale)}
@@ -264,14 +269,6 @@ def written_before(checkpoint: Path, moment: float) -> bool:
     return (resolve_checkpoint(checkpoint) / "state.json").stat().st_mtime < moment
 
 
-def accepts_generator(predict: Callable) -> bool:
-    """True when ``predict`` takes a random generator (a sampler, e.g. BS-LDM)."""
-    try:
-        return "generator" in inspect.signature(predict).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def method_from_objective(name: str, objective: nn.Module, budget: TrainingBudget, device: torch.device) -> Method:
     stochastic = accepts_generator(objective.predict)
 
@@ -319,26 +316,13 @@ def bs_ldm_suffix(image_size: int | None, profile: str) -> str:
 def bs_ldm_ready(profile: str, *, seed: int = 0, image_size: int | None = None, suffix: str | None = None) -> bool:
     """True when both BS-LDM stages of ``profile`` have finished runs (notebooks 06–08 or an earlier benchmark).
 
-    Looks where :func:`bs_lib.models.ldm.pretrained_bs_ldm` looks, so that a
+    Looks where :func:`bs_lib.runs.bs_ldm` looks, so that a
     notebook can leave BS-LDM out rather than train it within a short time budget.
     """
-    from bs_lib.config import runs_dir
-    from bs_lib.configs import load_config
-    from bs_lib.train import finished_run
+    from bs_lib.runs import finished_bs_ldm
 
     suffix = suffix if suffix is not None else bs_ldm_suffix(image_size, profile)
-    common = {"output_dir": str(runs_dir()), "seed": seed} | ({"image_size": image_size} if image_size else {})
-
-    def finished(stage1_suffix: str, stage2_suffix: str) -> bool:
-        stage1 = finished_run(load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{stage1_suffix}", **common))
-        if stage1 is None:
-            return False
-        stage2 = load_config("bs_ldm", profile, name=f"bs_ldm-{profile}{stage2_suffix}",
-                             method_args={"autoencoder": str(stage1)}, **common)
-        return finished_run(stage2) is not None
-
-    # notebooks 06/07 name stage 2 after the stage 1 it used; a run of our own carries ``suffix``
-    return any(finished(s, s) for s in ("", "-for-07")) or any(finished(s, suffix) for s in ("", "-for-07", suffix))
+    return finished_bs_ldm(profile, seed=seed, image_size=image_size, own_suffix=suffix) is not None
 
 
 @contextlib.contextmanager
@@ -386,7 +370,7 @@ def trained_bs_ldm(profile: str, *, image_size: int | None, seed: int, suffix: s
     """
     from bs_lib import config as course_config
     from bs_lib.configs import load_config
-    from bs_lib.models.ldm import pretrained_bs_ldm
+    from bs_lib.runs import bs_ldm
     from bs_lib.train import build_datasets, resolve_checkpoint
 
     size_override = {"image_size": image_size} if image_size else {}
@@ -399,8 +383,7 @@ def trained_bs_ldm(profile: str, *, image_size: int | None, seed: int, suffix: s
     course_config.seed_everything(seed)
     started, started_clock = time.perf_counter(), time.time()
     with runs_folder(runs):
-        stage1, stage2 = pretrained_bs_ldm(profile, train_set, seed=seed, image_size=image_size, own_suffix=suffix,
-                                           steps=steps)
+        stage1, stage2 = bs_ldm(profile, train_set, seed=seed, image_size=image_size, own_suffix=suffix, steps=steps)
     first, second = budget_of(stage1), budget_of(stage2)
     reused = written_before(stage2, started_clock)  # a finished run of notebooks 06-08 or an earlier benchmark
     record = resolve_checkpoint(stage2).parent.parent / WALL_TIME_FILE

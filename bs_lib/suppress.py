@@ -3,7 +3,7 @@
 ``python -m bs_lib sample CHECKPOINT INPUT [INPUT ...] --output DIR``
 
 * ``CHECKPOINT`` is a run folder (its latest checkpoint is used) or a
-  checkpoint folder written by :mod:`bs_lib.train`, of any method of the
+  checkpoint folder written by :mod:`bs_lib.engine`, of any method of the
   course (BS-LDM, a U-Net, ...): its ``state.json`` says how to rebuild it.
 * ``INPUT`` is a file or a folder of PNG, JPEG, TIFF, DICOM or raw JSRT images
   of any size. Each is read with :func:`bs_lib.io.read_image` (bone bright),
@@ -34,32 +34,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import bs_lib.models  # noqa: F401  (registers every method a checkpoint may hold)
 from bs_lib import io
 from bs_lib.diffusion import SAMPLERS, SPACINGS, THRESHOLDS
-from bs_lib.evaluate import accepts_generator
+from bs_lib.engine import accepts_generator, load_trained
 
 SUPPORTED = set(io.SUPPORTED_SUFFIXES)
 
 
-def load_suppressor(checkpoint: str | Path, device: str | torch.device | None = None, use_ema: bool = True):
-    """Rebuild the method of a checkpoint from its ``state.json`` and load its (EMA) weights.
-
-    Returns ``(objective, config)``. EMA weights are used when the run has
-    them (BS-LDM samples with them), the raw weights otherwise.
-    """
-    from bs_lib.config import detect_device
-    from bs_lib.train import TrainConfig, build_objective, load_weights, read_state, resolve_checkpoint
-
-    folder = resolve_checkpoint(checkpoint)
-    state = read_state(folder)
-    if "config" not in state:
-        raise ValueError(f"{folder / 'state.json'} has no 'config': it was not written by bs_lib.train.")
-    values = dict(state["config"])
-    values["method_args"] = {k: v for k, v in values.get("method_args", {}).items() if k != "autoencoder"}
-    config = TrainConfig.from_dict(values)  # stage 1 is inside the stage-2 checkpoint: no separate file needed
-    objective = build_objective(config)
-    load_weights(folder, objective, use_ema=use_ema and (folder / "ema.safetensors").is_file())
-    return objective.to(detect_device() if device is None else torch.device(device)).eval(), config
+load_suppressor = load_trained  # (checkpoint, device=None, use_ema=True) -> (objective, config), in eval mode
 
 
 @torch.no_grad()
@@ -193,7 +176,7 @@ def save_before_after(path: Path, radiograph: np.ndarray, soft: np.ndarray, titl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="a run folder or checkpoint folder from bs_lib.train")
+    parser.add_argument("checkpoint", type=Path, help="a run folder or checkpoint folder written by bs-lib train")
     parser.add_argument("inputs", type=Path, nargs="+", help="radiograph files or folders (PNG, JPEG, TIFF, DICOM)")
     parser.add_argument("--output", type=Path, required=True, help="folder for the suppressed images")
     parser.add_argument("--negative", action="store_true", help="the inputs are negatives (bone dark)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 from bs_lib.config import OFFLINE_ENV, real_pairs_dir
 
@@ -21,6 +22,39 @@ def real_pairs() -> Path:
     if folder is None:
         pytest.skip("the real sample pairs (shared/data/real-pairs or $BS_REAL_PAIRS) are not present")
     return folder
+
+
+# --------------------------------------------------------------------------- a tiny chest with ribs
+
+
+class StripedChests(torch.utils.data.Dataset):
+    """Smooth "soft tissue" plus bright horizontal "ribs": the bone is what a model must learn to remove.
+
+    Each sample also carries an unpaired, noisy radiograph (``target_cxr``), a
+    target domain for domain adaptation; other methods ignore it.
+    """
+
+    def __init__(self, num_images: int = 16, size: int = 32, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(num_images, 1, 4, 4, generator=generator)
+        self.soft = 0.2 + 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+        rows = torch.arange(size).float().view(1, 1, size, 1)
+        phase = torch.rand(num_images, 1, 1, 1, generator=generator) * 6
+        ribs = 0.25 * (torch.sin(rows / 1.5 + phase) > 0.6).float()
+        self.cxr = (self.soft + ribs).clamp(0, 1)
+        self.target = (self.cxr.flip(0) + 0.05 * torch.randn(self.cxr.shape, generator=generator)).clamp(0, 1)
+
+    def __len__(self) -> int:
+        return len(self.cxr)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"cxr": self.cxr[index], "soft": self.soft[index], "target_cxr": self.target[index], "id": str(index)}
+
+
+@pytest.fixture
+def striped_chests() -> type[StripedChests]:
+    """:class:`StripedChests`, to call as ``striped_chests(num_images, size, seed=0)``."""
+    return StripedChests
 
 
 # --------------------------------------------------------------------------- a loopback server

@@ -9,9 +9,9 @@ from PIL import Image
 
 from bs_lib import cli, io
 from bs_lib.configs import load_config
+from bs_lib.engine import Trainer, build_objective
 from bs_lib.models.ldm import ConditionalLDM
 from bs_lib.suppress import collect_inputs, load_suppressor, suppress_files
-from bs_lib.train import Trainer, build_objective
 
 
 def _pairs(n, size=64, seed=0):
@@ -139,9 +139,9 @@ def test_smoke_budget_beats_the_identity_baseline_on_the_phantom(tmp_path):
     whole image and ≈ 5 dB in the lungs, so this is no coin toss.
     """
     from bs_lib.config import seed_everything
+    from bs_lib.engine import build_datasets
     from bs_lib.metrics import psnr
     from bs_lib.phantom import PhantomDataset
-    from bs_lib.train import build_datasets
 
     stage1 = load_config("ml_vqgan", "smoke", output_dir=str(tmp_path))
     train_set = build_datasets(stage1)[0]  # the phantom training split the config asks for

@@ -93,7 +93,7 @@ def test_debug_before_the_command_shows_the_traceback(tmp_path):
 
 
 def test_debug_after_the_command_raises_the_error(tmp_path):
-    from bs_lib.train import CheckpointError
+    from bs_lib.engine import CheckpointError
 
     with pytest.raises(CheckpointError, match="no-such-run"):
         cli.main([*_sample_with_a_missing_checkpoint(tmp_path), "--debug"])

@@ -36,10 +36,10 @@ def test_default_profile_without_environment_depends_on_the_hardware(monkeypatch
 
 def test_profile_overrides_reject_unknown_fields():
     smoke = config.get_profile("smoke")
-    assert smoke.with_overrides(train_steps=3).train_steps == 3
-    assert smoke.train_steps != 3  # profiles are immutable
+    assert smoke.with_overrides(image_size=32).image_size == 32
+    assert smoke.image_size != 32  # profiles are immutable
     with pytest.raises(TypeError, match="no field"):
-        smoke.with_overrides(trian_steps=3)
+        smoke.with_overrides(image_sise=32)
 
 
 def test_seed_everything_replays_python_numpy_and_torch():

@@ -5,7 +5,8 @@ import yaml
 
 from bs_lib.config import PROFILES
 from bs_lib.configs import available_methods, config_dict, load_config, resolve_run_config
-from bs_lib.train import METHODS, ConfigError, build_objective
+from bs_lib.engine import ConfigError, build_objective
+from bs_lib.engine.objective import METHODS
 
 METHODS_WITH_CONFIGS = available_methods()
 
@@ -83,3 +84,15 @@ def test_caps_cut_steps_and_size_but_never_below_what_a_model_trains_on(monkeypa
     assert load_config("mca_net", "colab", image_size=64).image_size == 64  # no cap: what was asked for
     batch = {key: torch.rand(2, 1, 96, 96) for key in ("cxr", "soft")}
     assert "discriminator" in build_objective(mca_net).losses(batch, step=0)
+
+
+def test_every_recipe_names_a_method_registered_with_its_family_and_label():
+    import bs_lib.models  # noqa: F401  (registers the methods)
+    from bs_lib import evaluate
+    from bs_lib.engine import method_info
+
+    for method in METHODS_WITH_CONFIGS:
+        info = method_info(config_dict(method, "smoke")["method"])
+        assert info.family and info.label, method
+        if method in evaluate.FAMILIES:  # the benchmark's own tables, until it reads the registry
+            assert (info.family, info.label) == (evaluate.FAMILIES[method], evaluate.LABELS[method]), method

@@ -38,8 +38,8 @@ def test_identity_row_is_always_present(bench):
 
 
 def test_numbers_match_direct_metric_calls(bench, runs):
+    from bs_lib.engine import latest_checkpoint
     from bs_lib.suppress import load_suppressor
-    from bs_lib.train import latest_checkpoint
 
     identity, unet = bench.result(IDENTITY), bench.result("unet")
     objective, config = load_suppressor(latest_checkpoint(runs / f"benchmark-unet-smoke-{SIZE}px-3steps-seed0"), "cpu")
@@ -88,8 +88,8 @@ def test_per_image_rows_align_across_methods(bench):
 
 
 def test_cost_fields(bench, runs):
+    from bs_lib.engine import latest_checkpoint
     from bs_lib.suppress import load_suppressor
-    from bs_lib.train import latest_checkpoint
 
     identity, unet = bench.result(IDENTITY), bench.result("unet")
     assert all(r.seconds_per_image > 0 for r in bench.results)

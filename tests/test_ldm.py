@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from bs_lib import diffusion
-from bs_lib.models.ldm import UNET_PRESETS, ConditionalLDM, DiffusionSettings, count_parameters
+from bs_lib.engine import count_parameters
+from bs_lib.models.ldm import UNET_PRESETS, ConditionalLDM, DiffusionSettings
 from bs_lib.models.unet import AttentionBlock, EpsilonUNet, UNetConfig
 from bs_lib.models.vqgan import (
     MLVQGAN,
@@ -157,8 +158,8 @@ def test_bad_settings_are_refused(changes, message):
 def test_cached_latents_train_exactly_as_encoding_every_step(tmp_path):
     """``cache_latents`` moves the frozen encoder out of the loop and changes nothing else."""
     from bs_lib.configs import load_config
+    from bs_lib.engine import Trainer, build_objective
     from bs_lib.models.ldm import LatentPairs
-    from bs_lib.train import Trainer, build_objective
 
     pairs = [{"cxr": torch.rand(1, 64, 64), "soft": torch.rand(1, 64, 64)} for _ in range(6)]
     weights = {}

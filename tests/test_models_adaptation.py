@@ -7,27 +7,9 @@ import itertools
 import pytest
 import torch
 
+from bs_lib.engine import TrainConfig, Trainer
+from bs_lib.engine.objective import METHODS
 from bs_lib.models import adaptation
-from bs_lib.train import METHODS, TrainConfig, Trainer
-
-
-class StripedChests(torch.utils.data.Dataset):
-    """Smooth "soft tissue" plus bright horizontal "ribs", each with an unpaired noisy radiograph attached."""
-
-    def __init__(self, num_images: int = 16, size: int = 32, seed: int = 0):
-        generator = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(num_images, 1, 4, 4, generator=generator)
-        self.soft = 0.2 + 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-        rows = torch.arange(size).float().view(1, 1, size, 1)
-        phase = torch.rand(num_images, 1, 1, 1, generator=generator) * 6
-        self.cxr = (self.soft + 0.25 * (torch.sin(rows / 1.5 + phase) > 0.6).float()).clamp(0, 1)
-        self.target = (self.cxr.flip(0) + 0.05 * torch.randn(self.cxr.shape, generator=generator)).clamp(0, 1)
-
-    def __len__(self) -> int:
-        return len(self.cxr)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"cxr": self.cxr[index], "soft": self.soft[index], "target_cxr": self.target[index]}
 
 
 def build(**method_args) -> adaptation.DomainAdversarial:
@@ -58,9 +40,9 @@ def test_reversal_strength_ramps_from_zero_to_one():
     assert adaptation.reversal_strength(2.0) == values[-1]  # progress is clipped to [0, 1]
 
 
-def test_encoder_receives_the_reversed_domain_gradient():
+def test_encoder_receives_the_reversed_domain_gradient(striped_chests):
     model = build(domain_weight=1.0)
-    data = StripedChests(1, 32)
+    data = striped_chests(1, 32)
     _, features = model.suppress_with_features(torch.cat([data.cxr, data.target]))
     labels = torch.tensor([0.0, 1.0])
 
@@ -79,9 +61,9 @@ def test_encoder_receives_the_reversed_domain_gradient():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.network.down_1.parameters())
 
 
-def test_objective_starts_as_identity_and_logs_its_terms():
+def test_objective_starts_as_identity_and_logs_its_terms(striped_chests):
     model = build(domain_weight=0.1)
-    data = StripedChests(4, 32)
+    data = striped_chests(4, 32)
     assert torch.equal(model.eval().predict(data.cxr), data.cxr)
     losses = model.train().losses({"cxr": data.cxr, "soft": data.soft, "target_cxr": data.target}, step=50)
     assert set(losses) == {"model", "log/task", "log/domain", "log/domain_accuracy", "log/reversal"}
@@ -90,17 +72,17 @@ def test_objective_starts_as_identity_and_logs_its_terms():
     assert list(model.parameter_groups()) == ["model"]
 
 
-def test_source_only_baseline_needs_no_target_images():
+def test_source_only_baseline_needs_no_target_images(striped_chests):
     model = build(domain_weight=0.0)
-    data = StripedChests(2, 32)
+    data = striped_chests(2, 32)
     assert set(model.losses({"cxr": data.cxr, "soft": data.soft}, step=0)) == {"model", "log/task"}
     with pytest.raises(KeyError, match="needs unpaired target radiographs in batch\\['target_cxr'\\]"):
         build(domain_weight=0.1).losses({"cxr": data.cxr, "soft": data.soft}, step=0)
 
 
-def test_a_few_steps_lower_the_source_l1(tmp_path):
+def test_a_few_steps_lower_the_source_l1(tmp_path, striped_chests):
     model = build(domain_weight=0.1)
-    data = StripedChests(16, 32)
+    data = striped_chests(16, 32)
     model.eval()
     before = (model.predict(data.cxr) - data.soft).abs().mean().item()
     Trainer(model, TrainConfig(name="da", method="domain_adaptation", steps=40, batch_size=8, lr=3e-3,

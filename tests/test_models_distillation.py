@@ -5,28 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bs_lib.engine import CheckpointError, TrainConfig, Trainer
+from bs_lib.engine.objective import METHODS
 from bs_lib.models import distillation
 from bs_lib.models.cnn import build_unet
 from bs_lib.models.supervised import SupervisedObjective
-from bs_lib.train import METHODS, CheckpointError, TrainConfig, Trainer
-
-
-class StripedChests(torch.utils.data.Dataset):
-    """Smooth "soft tissue" plus bright horizontal "ribs"."""
-
-    def __init__(self, num_images: int = 16, size: int = 32, seed: int = 0):
-        generator = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(num_images, 1, 4, 4, generator=generator)
-        self.soft = 0.2 + 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-        rows = torch.arange(size).float().view(1, 1, size, 1)
-        phase = torch.rand(num_images, 1, 1, 1, generator=generator) * 6
-        self.cxr = (self.soft + 0.25 * (torch.sin(rows / 1.5 + phase) > 0.6).float()).clamp(0, 1)
-
-    def __len__(self) -> int:
-        return len(self.cxr)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"cxr": self.cxr[index], "soft": self.soft[index]}
 
 
 def teacher(width: int = 8) -> SupervisedObjective:
@@ -78,8 +61,8 @@ def test_student_is_faster_than_the_teacher():
     assert report["speedup"] > 1.5, report
 
 
-def test_distilled_student_learns_from_the_teacher(tmp_path):
-    data = StripedChests(16, 32)
+def test_distilled_student_learns_from_the_teacher(tmp_path, striped_chests):
+    data = striped_chests(16, 32)
     trained_teacher = teacher(8)
     Trainer(trained_teacher, TrainConfig(name="t", method="unet", steps=40, batch_size=8, lr=3e-3, log_every=40,
                                          output_dir=str(tmp_path)), data).fit()
@@ -93,8 +76,8 @@ def test_distilled_student_learns_from_the_teacher(tmp_path):
     assert after < 0.8 * before, (before, after)
 
 
-def test_builder_loads_the_teacher_from_its_checkpoint(tmp_path):
-    data = StripedChests(8, 32)
+def test_builder_loads_the_teacher_from_its_checkpoint(tmp_path, striped_chests):
+    data = striped_chests(8, 32)
     config = TrainConfig(name="unet-teacher", method="unet", method_args={"width": 4, "residual": True}, steps=2,
                          batch_size=4, output_dir=str(tmp_path))
     trained = METHODS["unet"](config)
@@ -117,3 +100,21 @@ def test_missing_teacher_says_how_to_train_it(tmp_path):
         METHODS["distillation"](TrainConfig(method="distillation", method_args={"student_width": 4, "teacher": {}}))
     with pytest.raises(ValueError, match="has no layer"):
         distillation.Distillation(teacher(4), width=4, feature_layers=["bottleneck"])
+
+
+def test_the_engine_trains_a_missing_teacher_first_without_moving_the_random_state(tmp_path):
+    from bs_lib.engine import train_needed_runs
+
+    teacher_spec = {"method": "unet", "profile": "smoke", "train_if_missing": True,
+                    "overrides": {"name": "small-teacher", "steps": 2, "data_args": {"num_images": 8},
+                                  "method_args": {"width": 4}}}
+    config = TrainConfig(method="distillation", output_dir=str(tmp_path),
+                         method_args={"width": 4, "teacher": teacher_spec})
+    with pytest.raises(CheckpointError, match=r"train_if_missing is set: call bs_lib\.engine\.train_needed_runs"):
+        METHODS["distillation"](config)  # building never trains
+    before = torch.get_rng_state()
+    (trained,) = train_needed_runs(config)
+    assert trained.parent.parent == tmp_path / "small-teacher"
+    assert torch.equal(torch.get_rng_state(), before)  # the student's initial weights do not depend on it
+    assert train_needed_runs(config) == []  # the teacher is there now
+    assert METHODS["distillation"](config).teacher.network.down_1 is not None

@@ -5,27 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bs_lib.engine import TrainConfig, Trainer
+from bs_lib.engine.objective import METHODS
 from bs_lib.models import gan
-from bs_lib.train import METHODS, TrainConfig, Trainer
-
-
-class StripedChests(torch.utils.data.Dataset):
-    """Smooth "soft tissue" plus bright horizontal "ribs": the bone is what a model must learn to remove."""
-
-    def __init__(self, num_images: int = 16, size: int = 32, seed: int = 0):
-        generator = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(num_images, 1, 4, 4, generator=generator)
-        self.soft = 0.2 + 0.5 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-        rows = torch.arange(size).float().view(1, 1, size, 1)
-        phase = torch.rand(num_images, 1, 1, 1, generator=generator) * 6
-        ribs = 0.25 * (torch.sin(rows / 1.5 + phase) > 0.6).float()
-        self.cxr = (self.soft + ribs).clamp(0, 1)
-
-    def __len__(self) -> int:
-        return len(self.cxr)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"cxr": self.cxr[index], "soft": self.soft[index], "id": str(index)}
 
 
 def build(method: str, **method_args) -> gan.ConditionalGAN:
@@ -90,9 +72,9 @@ def test_discriminator_loss_never_reaches_the_generator(adversarial):
 
 
 @pytest.mark.parametrize("method", ["pix2pix", "mca_net"])
-def test_a_few_steps_lower_the_generators_l1(tmp_path, method):
+def test_a_few_steps_lower_the_generators_l1(tmp_path, method, striped_chests):
     model = build(method, adversarial_weight=0.01)
-    data = StripedChests(16, 32, seed=0)
+    data = striped_chests(16, 32, seed=0)
     batch = {"cxr": data.cxr, "soft": data.soft}
     model.eval()
     before = (model.predict(data.cxr) - data.soft).abs().mean().item()

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from bs_lib.configs import load_config
+from bs_lib.engine import Trainer, build_objective, count_parameters
+from bs_lib.engine.objective import METHODS
 from bs_lib.models import autoencoder, cnn
-from bs_lib.models.supervised import SupervisedObjective, TrainingOutputs, count_parameters
-from bs_lib.train import METHODS, Trainer, build_objective
+from bs_lib.models.supervised import SupervisedObjective, TrainingOutputs
 
 FAMILY_METHODS = ("gusarev_ae", "vae", "vq_vae", "resnet_bs", "unet", "unet_plus_plus")
 

@@ -16,7 +16,7 @@ def _course(folder, failing=False):
     second = notebooks.new_notebook(1, "second", "Second", notebooks_dir=folder)
     if failing:
         nb = jupytext.read(second)
-        cell = next(c for c in nb.cells if c.cell_type == "code" and "assert run" in c.source)
+        cell = next(c for c in nb.cells if c.cell_type == "code" and "check(run.profile" in c.source)
         cell.source = 'raise RuntimeError("the phantom broke")'
         jupytext.write(nb, second, fmt="ipynb")
     return first, second

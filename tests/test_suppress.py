@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from bs_lib import cli
+from bs_lib.engine import TrainConfig, Trainer
 from bs_lib.suppress import SuppressionReport, suppress_files
-from bs_lib.train import TrainConfig, Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 sys.path.insert(0, str(FIXTURES))

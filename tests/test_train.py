@@ -1,4 +1,5 @@
-"""Tests for bs_lib.train: config, schedules, the update rule, EMA, checkpoints, resume and data parallelism."""
+"""Tests for the training engine (bs_lib.engine) and its command line (bs_lib.train): config, schedules, the
+update rule, EMA, checkpoints, resume and data parallelism."""
 
 from __future__ import annotations
 
@@ -16,20 +17,19 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from bs_lib import train
-from bs_lib.train import (
+from bs_lib import engine
+from bs_lib.engine import (
     Callback,
     CheckpointError,
     ConfigError,
-    EpochBatchSampler,
     Objective,
     TrainConfig,
     Trainer,
-    collate_tensors,
     latest_checkpoint,
     load_weights,
-    lr_multiplier,
 )
+from bs_lib.engine.data import EpochBatchSampler, collate_tensors
+from bs_lib.engine.optim import lr_multiplier
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 sys.path.insert(0, str(FIXTURES))
@@ -287,7 +287,7 @@ def pretend_gpu(monkeypatch, name: str, capability: tuple[int, int]) -> None:
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from bs_lib.train import resolve_precision
+    from bs_lib.engine import resolve_precision
 
     assert resolve_precision("auto", cpu=True) == "no"  # float32 on CPUs
     pretend_gpu(monkeypatch, "NVIDIA A100", (8, 0))
@@ -396,6 +396,18 @@ def test_checkpoint_layout_pruning_and_loading_without_pickles(tmp_path):
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
     return tiny_trainer(tmp_path, steps=2).fit().checkpoint
+
+
+def test_load_trained_rebuilds_a_method_from_its_checkpoint_alone(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=3, ema_decay=0.5, method_args={"width": 6})
+    trainer.fit()
+    objective, config = engine.load_trained(trainer.run_dir, device="cpu")
+    assert isinstance(objective, tiny_train.TinyRegression) and not objective.training
+    assert config == trainer.config and objective.net[0].out_channels == 6  # built from state.json's config
+    with trainer.ema_scope():
+        assert_same_weights(weights(objective), weights(trainer.objective))  # the EMA weights by default
+    raw, _ = engine.load_trained(trainer.run_dir, device="cpu", use_ema=False)
+    assert_same_weights(weights(raw), weights(trainer.objective))
 
 
 def test_corrupt_weights_give_a_clear_error(checkpoint):
@@ -514,7 +526,7 @@ def test_sigkilled_run_resumes_to_the_exact_weights(tmp_path):
     assert ours.name == theirs.name == "step-000010"
     for name in ("model.safetensors", "ema.safetensors"):
         assert_same_weights(load_file(ours / name), load_file(theirs / name))
-    assert train.read_state(ours)["history"] == train.read_state(theirs)["history"]
+    assert engine.read_state(ours)["history"] == engine.read_state(theirs)["history"]
 
 
 @pytest.mark.slow
@@ -574,23 +586,43 @@ def test_bs_ldm_trains_on_two_processes_with_cached_latents(tmp_path):
 
 def test_a_finished_run_is_reused_only_for_the_exact_same_config(tmp_path):
     config = tiny_config(tmp_path)
-    assert train.finished_run(config) is None
+    assert engine.finished_run(config) is None
     data = tiny_train.TinyPairs(10, 8, seed=0)
-    first = train.train_or_reuse(config, data)
-    assert train.finished_run(config) == first
+    first = engine.train_or_reuse(config, data)
+    assert engine.finished_run(config) == first
     stamp = (first / "model.safetensors").stat().st_mtime_ns
-    assert train.train_or_reuse(config, data) == first  # reused, not trained again
+    assert engine.train_or_reuse(config, data) == first  # reused, not trained again
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
-    assert train.finished_run(tiny_config(tmp_path, lr=5e-3)) is None  # another config is another model
-    assert train.finished_run(tiny_config(tmp_path, steps=8)) is None  # a longer run is not finished
+    assert engine.finished_run(tiny_config(tmp_path, lr=5e-3)) is None  # another config is another model
+    assert engine.finished_run(tiny_config(tmp_path, steps=8)) is None  # a longer run is not finished
 
 
 def test_a_stale_run_of_another_config_is_discarded_and_a_finished_one_resumes_instantly(tmp_path):
     data = tiny_train.TinyPairs(10, 8, seed=0)
     config = tiny_config(tmp_path)
-    first = train.train_or_reuse(config, data)
-    assert not train.discard_stale_run(config)  # same config: kept
+    first = engine.train_or_reuse(config, data)
+    assert not engine.discard_stale_run(config)  # same config: kept
     again = Trainer(tiny_train.build_objective(config), config, data).fit(resume=True)
     assert again.final_step == config.steps and again.history  # nothing left to train, history restored
     other = tiny_config(tmp_path, lr=5e-3)  # same run folder, another model
-    assert train.discard_stale_run(other) and not first.exists()
+    assert engine.discard_stale_run(other) and not first.exists()
+
+
+# --------------------------------------------------------------------------- the registry and the old names
+
+
+def test_a_method_registers_its_family_and_label():
+    info = engine.method_info("tiny-test")
+    assert (info.family, info.label, info.build) == ("test", "tiny regression", tiny_train.build_objective)
+    assert "tiny-test" in engine.registered_methods() and engine.method_info("no-such-method") is None
+    with pytest.raises(ConfigError, match=r"Unknown method 'no-such-method'.*import bs_lib.models"):
+        engine.build_objective(TrainConfig(method="no-such-method"))
+
+
+def test_the_command_line_module_keeps_the_names_older_code_imports():
+    from bs_lib import train
+
+    for name in ("Trainer", "TrainConfig", "Objective", "finished_run", "train_or_reuse", "fit_or_reuse",
+                 "discard_stale_run", "read_state", "resolve_checkpoint", "build_datasets", "register_method"):
+        assert getattr(train, name) is getattr(engine, name), name
+    assert engine.method_info("unet") is not None  # importing it registered the course's methods

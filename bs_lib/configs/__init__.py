@@ -1,155 +1,22 @@
-"""Training runs of the course, one YAML file per method, one section per profile.
+"""The course's training runs, one YAML file per method in this folder, one section per profile.
 
-Each ``<method>.yaml`` has a ``base`` section (what every profile shares: the
-method, its optimiser, the paper's hyper-parameters) and one section per
-profile (``smoke``, ``colab``, ``full``: image size, steps, batch size, model
-preset). :func:`load_config` merges ``base`` with a profile and applies
-overrides; the notebooks, ``python -m bs_lib train`` and the benchmark all
-start from the same files.
+The files are package data; the code that reads them is
+:mod:`bs_lib.engine.recipes`, whose names this module re-exports, so a
+notebook writes ``from bs_lib.configs import load_config``.
 """
 
-from __future__ import annotations
+from bs_lib.engine.recipes import (
+    CONFIGS_DIR,
+    available_methods,
+    capped,
+    config_dict,
+    is_sectioned,
+    load_config,
+    merge_sections,
+    rescheduled,
+    resolve_run_config,
+    smallest_side,
+)
 
-from pathlib import Path
-
-import yaml
-
-from bs_lib.config import PROFILES
-
-CONFIGS_DIR = Path(__file__).resolve().parent
-
-
-def available_methods() -> list[str]:
-    """Methods that have a config file."""
-    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
-
-
-def config_dict(method: str, profile: str) -> dict:
-    """``base`` updated with the profile's section (nested dicts merged one level deep)."""
-    path = CONFIGS_DIR / f"{method}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"No config for method {method!r}: expected {path}. "
-                                f"Methods with configs: {', '.join(available_methods())}.")
-    merged = merge_sections(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, profile, path.name)
-    merged.setdefault("name", f"{method}-{profile}")
-    return merged
-
-
-def rescheduled(config: dict, steps: int) -> dict:
-    """Overrides that give ``config`` a budget of ``steps`` with its schedule stretched to match.
-
-    Everything counted in steps keeps its place in the run: step-decay
-    milestones, ``checkpoint_every`` and ``val_every`` are multiplied by
-    ``steps / config["steps"]`` (a checkpoint or validation that was on stays
-    on, at least every step). A run cut to a tenth of its steps therefore still
-    decays its learning rate at the same fractions, and still writes the
-    intermediate checkpoints a stopped run resumes from.
-    """
-    steps = int(steps)
-    ratio = steps / config.get("steps", steps)
-    overrides: dict = {"steps": steps}
-    for key in ("checkpoint_every", "val_every"):
-        if config.get(key):
-            overrides[key] = max(1, round(config[key] * ratio))
-    arguments = dict(config.get("scheduler_args") or {})
-    if config.get("scheduler") == "multistep" and "milestones" in arguments:
-        arguments["milestones"] = [max(1, round(m * ratio)) for m in arguments["milestones"]]
-        overrides["scheduler_args"] = arguments
-    return overrides
-
-
-def capped(values: dict) -> dict:
-    """``values`` within the caps of :func:`bs_lib.config.max_steps` and :func:`bs_lib.config.max_size`.
-
-    The steps are cut with :func:`rescheduled` (the schedule keeps its shape),
-    the image side to the cap. Under a size cap a run never goes below the
-    smallest side its model trains on (:func:`smallest_side`), even when the
-    size asked for came from a capped profile. Without caps, ``values`` is
-    returned as is.
-    """
-    from bs_lib.config import max_size, max_steps
-    from bs_lib.train import TrainConfig
-
-    steps, size = max_steps(), max_size()
-    values = {"steps": TrainConfig.steps, "image_size": TrainConfig.image_size, **values}
-    if steps is not None and values["steps"] > steps:
-        values.update(rescheduled(values, steps))
-    if size is not None:
-        values["image_size"] = max(min(values["image_size"], size), smallest_side(values))
-    return values
-
-
-def smallest_side(values: dict) -> int:
-    """The smallest image side a run's model trains on: a GAN's coarsest discriminator needs a patch to judge."""
-    if values.get("method") in ("pix2pix", "mca_net"):
-        from bs_lib.models.gan import smallest_side as gan_side
-
-        return gan_side(values["method"], values.get("method_args") or {})
-    return 1
-
-
-def is_sectioned(values: dict) -> bool:
-    """True for a ``base`` + per-profile file, False for a flat run description."""
-    return "base" in values or any(name in values for name in PROFILES)
-
-
-def merge_sections(sections: dict, profile: str, source: str = "config") -> dict:
-    """The ``base`` section updated with ``profile``'s section."""
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}: choose one of {', '.join(PROFILES)}.")
-    unknown = set(sections) - {"base", *PROFILES}
-    if unknown:
-        raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; use base, {', '.join(PROFILES)}.")
-    merged = dict(sections.get("base") or {})
-    for key, value in (sections.get(profile) or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-def resolve_run_config(spec: str | Path, profile: str, overrides=()):
-    """The :class:`~bs_lib.train.TrainConfig` for the command line.
-
-    ``spec`` is a method name with a file in ``bs_lib/configs`` (``bs_ldm``) or
-    a YAML file: a flat run description, or ``base`` + profile sections like
-    the course's. ``overrides`` are ``key=value`` strings (``method_args.x=1``).
-    """
-    from bs_lib.train import ConfigError, TrainConfig, apply_override
-
-    path = Path(spec)
-    if not path.suffix and not path.exists():
-        values, source = config_dict(str(spec), profile), f"bs_lib/configs/{spec}.yaml"
-    else:
-        if not path.is_file():
-            raise FileNotFoundError(f"Training config {path} does not exist.")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from error
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}.")
-        if is_sectioned(values):
-            values = merge_sections(values, profile, str(path))
-            values.setdefault("name", f"{path.stem}-{profile}")
-        source = str(path)
-    for override in overrides:
-        apply_override(values, override)
-    try:
-        return TrainConfig.from_dict(capped(values))
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
-
-
-def load_config(method: str, profile: str, **overrides):
-    """The :class:`bs_lib.train.TrainConfig` of ``method`` at ``profile``, with ``overrides`` applied."""
-    from bs_lib.train import TrainConfig
-
-    values = config_dict(method, profile)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **value}
-        else:
-            values[key] = value
-    return TrainConfig.from_dict(capped(values))
+__all__ = ["CONFIGS_DIR", "available_methods", "capped", "config_dict", "is_sectioned", "load_config",
+           "merge_sections", "rescheduled", "resolve_run_config", "smallest_side"]

@@ -1,21 +1,22 @@
-"""The methods of the course, one module per family.
+"""The methods of the course, one module per family, each the chapter of its family.
 
-=============== ==================================================================
-``manual``      conventional suppression: mask-guided subtraction, classical filters
-``autoencoder`` Gusarev-style convolutional autoencoder, VAE and VQ-VAE baselines
-``cnn``         ResNet-BS, U-Net, UNet++ with deep supervision
-``gan``         conditional GAN (pix2pix-style) and the multi-scale idea of MCA-Net
-``distillation`` a large teacher distilled into a small, fast student
-``adaptation``  from paired phantom data to unpaired real radiographs
-``vqgan``       BS-LDM stage 1: the ML-VQGAN autoencoder
-``ldm``         BS-LDM stage 2: conditional latent diffusion (and ``unet``, its noise estimator)
-=============== ==================================================================
+A family module defines its networks and objectives and registers each method
+with the engine, with its family and label::
 
-Importing this package registers every trainable method with
-:func:`bs_lib.train.register_method`, so ``python -m bs_lib train`` and the
-benchmark can build any of them by name.
+    @register_method("pix2pix", family="GAN", label="pix2pix")
+    def build_pix2pix(config: TrainConfig) -> ConditionalGAN: ...
+
+Importing this package imports every module in it, so every method is
+registered and ``python -m bs_lib train``, the benchmark and
+:func:`bs_lib.engine.load_trained` can build any of them by name. A new family
+is a new module here, its recipe in ``bs_lib/configs/`` and its test: there is
+no list to edit. ``bs_lib.engine.registered_methods()`` lists what is known.
 """
 
-from bs_lib.models import adaptation, autoencoder, cnn, distillation, gan, ldm, manual, vqgan  # noqa: F401
+import importlib
+import pkgutil
 
-FAMILY_MODULES = ("manual", "autoencoder", "cnn", "gan", "distillation", "adaptation", "vqgan", "ldm")
+MODULES = tuple(module.name for module in pkgutil.iter_modules(__path__))
+
+for _name in MODULES:
+    importlib.import_module(f"{__name__}.{_name}")

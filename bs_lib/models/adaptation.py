@@ -85,10 +85,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import register_method
 from bs_lib.models.cnn import build_unet
 from bs_lib.models.gan import zero_last_layer
 from bs_lib.models.supervised import SupervisedObjective, check_radiographs
-from bs_lib.train import TrainConfig, register_method
 
 TARGET_DOMAINS = ("auto", "real", "shifted-phantom")
 
@@ -203,7 +204,7 @@ class DomainAdversarial(SupervisedObjective):
                 "log/reversal": torch.tensor(strength)}
 
 
-@register_method("domain_adaptation")
+@register_method("domain_adaptation", family="domain adaptation", label="DANN U-Net")
 def build_domain_adaptation(config: TrainConfig) -> DomainAdversarial:
     """``method_args``: ``width``, ``loss``, ``domain_weight`` (0: source only), ``feature_layer``,
     ``classifier_width``, ``ramp_gamma``. The ramp of λ spans ``config.steps``."""

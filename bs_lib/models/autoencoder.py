@@ -50,16 +50,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bs_lib.models.supervised import TrainingOutputs, register_supervised
+from bs_lib.models.supervised import TrainingOutputs, check_positive, register_supervised
 
 KL_WEIGHT = 1e-6
 QUANTISATION_WEIGHT = 1.0
-
-
-def _positive(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 # --------------------------------------------------------------------------- Gusarev-style autoencoder
@@ -74,8 +68,8 @@ def build_gusarev_ae(width: int = 16, depth: int = 3, kernel_size: int = 5, norm
     """
     from monai.networks.nets import AutoEncoder
 
-    _positive("width", width)
-    _positive("depth", depth)
+    check_positive("width", width)
+    check_positive("depth", depth)
     channels = tuple(width * 2**level for level in range(depth))
     network = AutoEncoder(spatial_dims=2, in_channels=1, out_channels=1, channels=channels,
                           strides=(2,) * depth, kernel_size=kernel_size, up_kernel_size=kernel_size, norm=norm)
@@ -94,8 +88,8 @@ class VariationalAutoencoder(nn.Module):
         super().__init__()
         from monai.networks.nets import AutoencoderKL
 
-        _positive("width", width)
-        _positive("levels", levels)
+        check_positive("width", width)
+        check_positive("levels", levels)
         channels = tuple(width * min(2**level, 4) for level in range(levels))
         self.vae = AutoencoderKL(
             spatial_dims=2, in_channels=1, out_channels=1, channels=channels, num_res_blocks=res_blocks,
@@ -148,8 +142,8 @@ class VectorQuantisedAutoencoder(nn.Module):
         super().__init__()
         from monai.networks.nets import VQVAE
 
-        _positive("width", width)
-        _positive("levels", levels)
+        check_positive("width", width)
+        check_positive("levels", levels)
         channels = tuple(width * 2**level for level in range(levels))
         self.vqvae = VQVAE(
             spatial_dims=2, in_channels=1, out_channels=1, channels=channels, num_res_layers=res_layers,
@@ -175,6 +169,6 @@ def build_vq_vae(width: int = 16, levels: int = 2, res_layers: int = 1, num_embe
     return VectorQuantisedAutoencoder(width, levels, res_layers, num_embeddings, embedding_dim, quantisation_weight)
 
 
-register_supervised("gusarev_ae", build_gusarev_ae)
-register_supervised("vae", build_vae)
-register_supervised("vq_vae", build_vq_vae)
+register_supervised("gusarev_ae", build_gusarev_ae, family="autoencoder", label="Gusarev AE")
+register_supervised("vae", build_vae, family="autoencoder", label="VAE")
+register_supervised("vq_vae", build_vq_vae, family="autoencoder", label="VQ-VAE")

@@ -44,15 +44,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bs_lib.models.supervised import TrainingOutputs, register_supervised
+from bs_lib.models.supervised import TrainingOutputs, check_positive, register_supervised
 
 UNET_DOWNSAMPLINGS = 4  # BasicUNet and BasicUNetPlusPlus halve the image four times
-
-
-def _positive(name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 # --------------------------------------------------------------------------- ResNet-BS
@@ -76,8 +70,8 @@ class ResNetBS(nn.Module):
 
     def __init__(self, width: int = 64, num_blocks: int = 16, scaling: float = 0.1) -> None:
         super().__init__()
-        _positive("width", width)
-        _positive("num_blocks", num_blocks)
+        check_positive("width", width)
+        check_positive("num_blocks", num_blocks)
         self.head = nn.Conv2d(1, width, 3, padding=1)
         self.blocks = nn.Sequential(*(ResidualBlock(width, scaling) for _ in range(num_blocks)),
                                     nn.Conv2d(width, width, 3, padding=1))
@@ -105,7 +99,7 @@ def build_resnet_bs(width: int = 64, num_blocks: int = 16, scaling: float = 0.1)
 
 def _unet_features(width: int) -> tuple[int, int, int, int, int, int]:
     """Channels per level, MONAI ``BasicUNet`` layout: (w, w, 2w, 4w, 8w) down, w for the last decoder level."""
-    _positive("width", width)
+    check_positive("width", width)
     return (width, width, 2 * width, 4 * width, 8 * width, width)
 
 
@@ -157,6 +151,6 @@ def build_unet_plus_plus(width: int = 32, deep_supervision: bool = True, norm: s
     return UNetPlusPlus(width, deep_supervision, norm)
 
 
-register_supervised("resnet_bs", build_resnet_bs)
-register_supervised("unet", build_unet)
-register_supervised("unet_plus_plus", build_unet_plus_plus)
+register_supervised("resnet_bs", build_resnet_bs, family="CNN", label="ResNet-BS")
+register_supervised("unet", build_unet, family="CNN", label="U-Net")
+register_supervised("unet_plus_plus", build_unet_plus_plus, family="CNN", label="UNet++")

@@ -31,26 +31,28 @@ The student is the teacher's own design (a MONAI ``BasicUNet`` from
 :func:`bs_lib.models.cnn.build_unet`) at a smaller width, so layers
 correspond by name (``down_4``, the bottleneck; ``upcat_2``, a decoder level).
 Only the student (and the adapters, which are dropped at inference) are
-trained; the teacher is frozen with :meth:`~bs_lib.train.Objective.freeze`.
+trained; the teacher is frozen with :meth:`~bs_lib.engine.Objective.freeze`.
 
 The teacher comes first
 -----------------------
 ``method_args.teacher`` names the teacher's training run: its method and
 profile (its config ``bs_lib/configs/<method>.yaml``), the run's name, and
-where its checkpoint lies (default ``<output_dir>/<name>``). When that
-checkpoint is missing and ``train_if_missing`` is true, the teacher is
-trained there first, with its own config (:func:`ensure_teacher`); otherwise
-the error says how to train it::
+where its checkpoint lies (default ``<output_dir>/<name>``). The student is
+built from that checkpoint and never trains it: when it is missing and
+``train_if_missing`` is true, the method tells the engine so at registration
+(:func:`teacher_runs`), and the engine trains the teacher first, with its own
+config (:func:`bs_lib.engine.train_needed_runs`, called by
+:func:`~bs_lib.engine.train_or_reuse` and the command line). By hand::
 
     from bs_lib.configs import load_config
-    from bs_lib.train import Trainer, build_objective, build_datasets
+    from bs_lib.engine import Trainer, build_datasets, build_objective
     config = load_config("unet", "smoke", name="unet-teacher-smoke")
     Trainer(build_objective(config), config, *build_datasets(config)).fit()
 
 The teacher is rebuilt from the config stored *in its checkpoint*
-(``state.json``), so it is exactly the network that was trained.
-:func:`speed_report` measures what the student buys: inference time per
-image and parameters of both networks.
+(:func:`bs_lib.engine.load_trained`), so it is exactly the network that was
+trained. :func:`speed_report` measures what the student buys: inference time
+per image and parameters of both networks.
 """
 
 from __future__ import annotations
@@ -62,20 +64,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bs_lib.engine.checkpoint import CheckpointError, load_trained, resolve_checkpoint
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import Objective, count_parameters, register_method
+from bs_lib.engine.recipes import load_config
 from bs_lib.losses import get_reconstruction_loss, l1
 from bs_lib.models.cnn import build_unet
 from bs_lib.models.gan import zero_last_layer
-from bs_lib.models.supervised import check_radiographs, count_parameters
-from bs_lib.train import (
-    CheckpointError,
-    Objective,
-    TrainConfig,
-    build_objective,
-    load_weights,
-    read_state,
-    register_method,
-    resolve_checkpoint,
-)
+from bs_lib.models.supervised import check_radiographs
 
 DEFAULT_FEATURE_LAYERS = ("down_4", "upcat_2")
 
@@ -201,8 +197,6 @@ def teacher_run_dir(teacher: dict, output_dir: str) -> Path:
 
 def teacher_config(teacher: dict, output_dir: str) -> TrainConfig:
     """The teacher's training config: ``bs_lib/configs/<method>.yaml`` at ``profile``, with ``overrides``."""
-    from bs_lib.configs import load_config
-
     method, profile = teacher.get("method", "unet"), teacher.get("profile", "smoke")
     overrides = {"output_dir": output_dir, **(teacher.get("overrides") or {})}
     overrides.setdefault("name", f"{method}-teacher-{profile}")
@@ -217,42 +211,38 @@ def existing_checkpoint(run_dir: Path) -> Path | None:
         return None
 
 
-def ensure_teacher(teacher: dict, output_dir: str) -> Path:
-    """The teacher's checkpoint folder; trains the teacher first when it is missing and ``train_if_missing``."""
+def teacher_runs(config: TrainConfig) -> list[TrainConfig]:
+    """The run a student needs trained first: its teacher's, when no checkpoint is there and ``train_if_missing``."""
+    teacher = config.method_args.get("teacher")
+    if not isinstance(teacher, dict) or not teacher.get("train_if_missing", False):
+        return []
+    run_dir = teacher_run_dir(teacher, config.output_dir)
+    if existing_checkpoint(run_dir) is not None:
+        return []
+    needed = teacher_config(teacher, config.output_dir)
+    needed.output_dir, needed.name = str(run_dir.parent), run_dir.name
+    return [needed]
+
+
+def trained_teacher(teacher: dict, output_dir: str) -> Objective:
+    """The trained teacher, rebuilt from its checkpoint; a missing one is an error that says how to train it."""
     run_dir = teacher_run_dir(teacher, output_dir)
     found = existing_checkpoint(run_dir)
-    if found is not None:
-        return found
-    if not teacher.get("train_if_missing", False):
+    if found is None:
+        method, profile = teacher.get("method", "unet"), teacher.get("profile", "smoke")
+        how = ("train_if_missing is set: call bs_lib.engine.train_needed_runs(config) before building the student "
+               "(train_or_reuse and the command line do)" if teacher.get("train_if_missing", False)
+               else "or set method_args.teacher.train_if_missing: true")
         raise CheckpointError(
             f"No teacher checkpoint in {run_dir}. Train the teacher first, e.g. "
-            f"config = load_config({teacher.get('method', 'unet')!r}, {teacher.get('profile', 'smoke')!r}, "
-            f"name={run_dir.name!r}, output_dir={str(run_dir.parent)!r}); Trainer(build_objective(config), config, "
-            f"*build_datasets(config)).fit() — or set method_args.teacher.train_if_missing: true.")
-    from bs_lib import config as course_config
-    from bs_lib.train import Trainer, build_datasets, preserved_rng_state
-
-    config = teacher_config(teacher, output_dir)
-    config.output_dir, config.name = str(run_dir.parent), run_dir.name
-    with preserved_rng_state():  # training the teacher must not change the student's initial weights
-        course_config.seed_everything(config.seed)
-        objective = build_objective(config)
-        result = Trainer(objective, config, *build_datasets(config)).fit()
-    return result.checkpoint
-
-
-def load_teacher(checkpoint: str | Path) -> Objective:
-    """Rebuild a teacher from the config in its checkpoint and load its (EMA, when saved) weights."""
-    folder = resolve_checkpoint(checkpoint)
-    state = read_state(folder)
-    if "config" not in state:
-        raise CheckpointError(f"{folder / 'state.json'} has no 'config': cannot rebuild the teacher.")
-    objective = build_objective(TrainConfig.from_dict(state["config"]))
-    load_weights(folder, objective, use_ema=(folder / "ema.safetensors").is_file())
+            f"config = load_config({method!r}, {profile!r}, name={run_dir.name!r}, "
+            f"output_dir={str(run_dir.parent)!r}); Trainer(build_objective(config), config, "
+            f"*build_datasets(config)).fit() — {how}.")
+    objective, _ = load_trained(found, device="cpu")
     return objective
 
 
-@register_method("distillation")
+@register_method("distillation", family="distillation", label="distilled U-Net (student)", needs=teacher_runs)
 def build_distillation(config: TrainConfig) -> Distillation:
     """``method_args``: ``teacher`` (method, profile, overrides, checkpoint, train_if_missing), and the
     student's ``width``, ``loss``, ``target_weight``, ``output_weight``, ``feature_weight``, ``feature_layers``."""
@@ -266,8 +256,7 @@ def build_distillation(config: TrainConfig) -> Distillation:
     if not isinstance(teacher_spec, dict):
         raise ValueError("distillation: method_args.teacher must name the teacher's run, e.g. "
                          "{method: unet, profile: smoke, train_if_missing: true}.")
-    teacher = load_teacher(ensure_teacher(teacher_spec, config.output_dir))
-    return Distillation(teacher, **args)
+    return Distillation(trained_teacher(teacher_spec, config.output_dir), **args)
 
 
 # --------------------------------------------------------------------------- speed

@@ -70,13 +70,15 @@ then ``discriminator``: the training engine updates them in that order.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bs_lib import losses
-from bs_lib.train import Objective, TrainConfig, register_method
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import Objective, register_method
 
 ADVERSARIAL_LOSSES = {
     "lsgan": (losses.lsgan_generator, losses.lsgan_discriminator),
@@ -316,7 +318,7 @@ def _discriminators(count: int, options: dict) -> list[nn.Module]:
     return [build_patch_discriminator(width, layers) for _ in range(count)]
 
 
-@register_method("pix2pix")
+@register_method("pix2pix", family="GAN", label="pix2pix", smallest_side=partial(smallest_side, "pix2pix"))
 def build_pix2pix(config: TrainConfig) -> ConditionalGAN:
     """``method_args``: ``width``, ``depth``, ``residual`` (generator); ``discriminator_width``,
     ``discriminator_layers``; ``adversarial`` (lsgan | bce), ``adversarial_weight``, ``adversarial_start``, ``loss``."""
@@ -325,7 +327,7 @@ def build_pix2pix(config: TrainConfig) -> ConditionalGAN:
     return ConditionalGAN(build_unet_generator(**generator_args), _discriminators(1, options), **options)
 
 
-@register_method("mca_net")
+@register_method("mca_net", family="GAN", label="MCA-Net", smallest_side=partial(smallest_side, "mca_net"))
 def build_mca_net(config: TrainConfig) -> ConditionalGAN:
     """``method_args``: ``width``, ``levels``, ``scales`` (generator); ``scale_weights``; and pix2pix's GAN keys."""
     generator_args, options = _arguments("mca_net", config.method_args, MultiScaleGenerator, _gan_options)

@@ -33,16 +33,17 @@ sampling (the official code computes but never saves them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bs_lib import diffusion
+from bs_lib.engine.checkpoint import load_weights
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import Objective, register_method
 from bs_lib.models.unet import EpsilonUNet, UNetConfig
 from bs_lib.models.vqgan import MLVQGAN, VQGAN_PRESETS
-from bs_lib.train import Objective, TrainConfig, finished_run, load_weights, register_method, train_or_reuse
 
 LATENT_CHANNELS = 4
 
@@ -216,7 +217,7 @@ class LatentPairs(torch.utils.data.Dataset):
         return {"z_soft": self.z_soft[index], "z_cxr": self.z_cxr[index]}
 
 
-@register_method("bs_ldm")
+@register_method("bs_ldm", family="diffusion", label="BS-LDM", rebuild_without=("autoencoder",))
 def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
     """``method_args``: ``preset`` (smoke | colab | full), ``autoencoder`` (a trained ML-VQGAN
     checkpoint, needed for training), ``cache_latents`` (encode every pair once, see
@@ -233,44 +234,10 @@ def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
     return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args), cache_latents=cache_latents)
 
 
-def pretrained_bs_ldm(profile: str, train_set, *, seed: int = 0, image_size: int | None = None,
-                      own_suffix: str = "-own", steps: tuple[int, int] | None = None) -> tuple[Path, Path]:
-    """Checkpoints of both stages for ``profile``: finished runs of notebooks 06 and 07 when they exist.
+def __getattr__(name: str):
+    """Temporary: notebook 08 imports ``pretrained_bs_ldm`` from here; it is :func:`bs_lib.runs.bs_ldm` now."""
+    if name == "pretrained_bs_ldm":
+        from bs_lib.runs import bs_ldm
 
-    A stage that has no finished run is trained here, under its run name plus
-    ``own_suffix``, so it never writes into a run another notebook may be
-    training at the same moment. ``steps`` = (stage 1, stage 2) replaces the
-    configs' budgets; the notebooks' runs, trained for other budgets, are then
-    not reused, and each stage's schedule (learning-rate milestones, checkpoint
-    and validation intervals) is stretched to its budget by
-    :func:`bs_lib.configs.rescheduled`.
-    """
-    from bs_lib.config import runs_dir
-    from bs_lib.configs import config_dict, load_config, rescheduled
-
-    common = {"output_dir": str(runs_dir()), "seed": seed} | ({"image_size": image_size} if image_size else {})
-    stage1_budget, stage2_budget = {}, {}
-    if steps is not None:
-        stage1_budget = rescheduled(config_dict("ml_vqgan", profile), steps[0])
-        stage2_budget = rescheduled(config_dict("bs_ldm", profile), steps[1])
-
-    def stage1_config(suffix=""):
-        return load_config("ml_vqgan", profile, name=f"ml_vqgan-{profile}{suffix}", **common, **stage1_budget)
-
-    def stage2_config(autoencoder, suffix=""):
-        return load_config("bs_ldm", profile, name=f"bs_ldm-{profile}{suffix}",
-                           method_args={"autoencoder": str(autoencoder)}, **common, **stage2_budget)
-
-    notebook_suffixes = ("", "-for-07") if steps is None else ()
-    finished_stage1 = [(suffix, found) for suffix in notebook_suffixes
-                       if (found := finished_run(stage1_config(suffix))) is not None]
-    for suffix, stage1 in finished_stage1:  # notebook 07 names stage 2 after the stage 1 it used
-        stage2 = finished_run(stage2_config(stage1, suffix))
-        if stage2 is not None:
-            return stage1, stage2
-    stage1 = finished_stage1[0][1] if finished_stage1 else train_or_reuse(stage1_config(own_suffix), train_set)
-    return stage1, train_or_reuse(stage2_config(stage1, own_suffix), train_set)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+        return bs_ldm
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import Objective, register_method
+from bs_lib.engine.objective import count_parameters as count_parameters  # notebook 03 imports it from here
 from bs_lib.losses import get_reconstruction_loss
-from bs_lib.train import Objective, TrainConfig, register_method
 
 OBJECTIVE_ARGS = ("loss", "residual", "head_weights")
 
@@ -59,9 +61,11 @@ class TrainingOutputs:
     penalties: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those that receive gradients)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+def check_positive(name: str, value: int) -> int:
+    """A network's size argument (a width, a depth) must be a positive integer."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
 
 
 def check_radiographs(cxr: torch.Tensor, size_multiple: int, who: str) -> None:
@@ -146,8 +150,10 @@ def _call_with_method_args(build_network: Callable[..., nn.Module], args: dict, 
     return build_network(**args)
 
 
-def register_supervised(method: str, build_network: Callable[..., nn.Module]) -> Callable[[TrainConfig], Objective]:
-    """Register ``method`` as a :class:`SupervisedObjective` around ``build_network(**method_args)``.
+def register_supervised(method: str, build_network: Callable[..., nn.Module], *, family: str,
+                        label: str) -> Callable[[TrainConfig], Objective]:
+    """Register ``method`` (its ``family`` and ``label``) as a :class:`SupervisedObjective` around
+    ``build_network(**method_args)``.
 
     ``method_args`` keys among ``loss``, ``residual``, ``head_weights`` go to
     the objective, the rest to the network builder; an unknown key is an error
@@ -161,4 +167,4 @@ def register_supervised(method: str, build_network: Callable[..., nn.Module]) ->
 
     build.__name__ = f"build_{method}"
     build.__doc__ = f"``{method}``: :class:`SupervisedObjective` around :func:`{build_network.__name__}`."
-    return register_method(method)(build)
+    return register_method(method, family=family, label=label)(build)

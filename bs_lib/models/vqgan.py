@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bs_lib.train import Objective, TrainConfig, register_method
+from bs_lib.engine.config import TrainConfig
+from bs_lib.engine.objective import Objective, register_method
 
 ADVERSARIAL_WEIGHT = 0.01
 LPIPS_WEIGHT = 1e-3
@@ -251,7 +252,7 @@ class MLVQGAN(Objective):
         return counts, float(torch.exp(-(p * p.log()).sum()))
 
 
-@register_method("ml_vqgan")
+@register_method("ml_vqgan", family="autoencoder stage", label="ML-VQGAN")
 def build_ml_vqgan(config: TrainConfig) -> MLVQGAN:
     """``method_args``: ``preset`` (smoke | colab | full), ``adversarial_start``, ``prefer_lpips``."""
     args = dict(config.method_args)
