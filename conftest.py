@@ -11,8 +11,8 @@ import tempfile
 
 os.environ.setdefault("BS_PROFILE", "smoke")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network
-os.environ.setdefault("BS_OFFLINE", "1")
-os.environ.setdefault("BS_STATIC", "1")  # notebooks draw their interactive figures once, at the defaults  # bs_lib downloads refuse the network (tests that fetch opt out)
+os.environ.setdefault("BS_OFFLINE", "1")  # bs_lib downloads refuse the network (tests that fetch opt out)
+os.environ.setdefault("BS_STATIC", "1")  # notebooks draw their interactive figures once, at the defaults
 # One torch thread per test process (and notebook kernel): with two test workers on two cores, every
 # extra thread fights a neighbour for a core, and small models then run many times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
