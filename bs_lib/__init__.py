@@ -7,11 +7,10 @@ config        profiles (smoke | colab | full), seeding, device and precision
 phantom       the synthetic dual-energy chest phantom (radiograph, soft tissue, bone, masks)
 metrics       BSR (official and symmetric), MSE, PSNR, SSIM, MS-SSIM, optional LPIPS
 io            reading PNG/JPEG/TIFF/DICOM/raw JSRT, polarity, clear errors for bad files
-datasets      dataset classes with one sample shape, patient-wise splits
+datasets      dataset classes with one sample shape, patient-wise splits, one ``get_dataset`` switch
 fetch         how bytes arrive: resumable, checksummed downloads, offline switch, local mirrors
 download      the dataset registry: Kaggle / Hugging Face / public-file downloads, safe extraction
 resources     the course files outside the package (papers, cards, results), found in a clone or a wheel
-survey        the ``papers/`` database: validation, index, figures
 losses        L1/MSE, MS-SSIM + L1, adversarial losses
 diffusion     noise schedule, offset noise, thresholds, DDPM/DDIM samplers
 engine        one training loop for every method: the Objective interface and registry, run configs and
@@ -21,9 +20,8 @@ train         ``python -m bs_lib train``: the engine's command line, every metho
 runs          the names of the course's training runs, and which finished run to reuse
 evaluate      the benchmark and its leaderboard
 suppress      bone suppression of your own radiographs with a checkpoint
-report        execute every notebook with papermill and write ``reports/``
-notebooks     the notebook conventions, checked; new notebooks from the template
-stress        every notebook under several seeds and thread counts: do its claims hold?
+course        the course's own tooling, above everything else: the ``papers/`` survey (validation, index,
+              figures), the notebook conventions, the papermill report, the stress runs, the static site
 claims        ``check(condition, claim)``: a notebook's claim, checked, in one readable line
 cli           ``python -m bs_lib ...`` and the ``bs-lib`` console script
 ============= ===================================================================

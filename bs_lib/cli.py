@@ -22,11 +22,12 @@ from bs_lib import home
 
 #: command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "report": ("bs_lib.report", "execute every notebook with papermill and write reports/"),
+    "report": ("bs_lib.course.report", "execute every notebook with papermill and write reports/"),
+    "site": ("bs_lib.course.site", "build the course as a static web site: executed notebooks, course map as home"),
     "info": ("bs_lib.cli", "print versions, device, precision and the profiles"),
-    "notebooks": ("bs_lib.notebooks", "check the course notebooks, or start a new one from the template"),
-    "papers": ("bs_lib.survey", "the papers/ database: new entry, check, build the index and figures"),
-    "datasets": ("bs_lib.datasets", "list the registered datasets and whether each is present"),
+    "notebooks": ("bs_lib.course.notebooks", "check the course notebooks, or start a new one from the template"),
+    "papers": ("bs_lib.course.survey.command", "the papers/ database: new entry, check, build the index and figures"),
+    "datasets": ("bs_lib.datasets.catalogue", "list the registered datasets and whether each is present"),
     "download": ("bs_lib.download", "download a registered dataset into $BS_DATA_DIR"),
     "train": ("bs_lib.train", "train a model from a YAML run description (single process or accelerate launch)"),
     "sample": ("bs_lib.suppress", "suppress bones in your own radiographs with a trained checkpoint"),
@@ -43,10 +44,10 @@ USER_ERRORS: dict[str, tuple[str, ...]] = {
     "bs_lib.io": ("ImageReadError",),
     "bs_lib.engine.checkpoint": ("CheckpointError",),
     "bs_lib.engine.config": ("ConfigError",),
-    "bs_lib.datasets": ("DatasetNotFoundError",),
+    "bs_lib.datasets.folders": ("DatasetNotFoundError",),
     "bs_lib.download": ("DownloadError",),
     "bs_lib.config": ("UnknownParameterError",),
-    "bs_lib.survey": ("PaperDatabaseError",),
+    "bs_lib.course.survey.entries": ("PaperDatabaseError",),
 }
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,9 +4,10 @@
 hand. Everything else is derived from it here: the Colab badges of the README
 and of each notebook, the notebooks' install cell
 (``pip install git+https://...``), the issue tracker the command line points
-to. ``python -m bs_lib notebooks urls --write`` rewrites the derived copies in
-the README and the notebooks after the address changes, and a test fails when
-any of them disagrees.
+to, the README's link to the course site on GitHub Pages. ``python -m bs_lib
+notebooks urls --write`` rewrites the derived copies in the README and the
+notebooks after the address changes, and a test fails when any of them
+disagrees.
 
 From a clone the address is read from its ``pyproject.toml`` (an edit shows at
 once); from an installed package, from the package's metadata, which the same
@@ -75,12 +76,27 @@ def colab_url(notebook: str) -> str:
     return f"https://colab.research.google.com/github/{repository()}/blob/main/notebooks/{notebook}"
 
 
+def pages_url(owner: str, name: str) -> str:
+    """Where GitHub Pages serves repository ``owner/name``: ``https://owner.github.io/name/`` (host in lower case)."""
+    return f"https://{owner.lower()}.github.io/{name}/"
+
+
+def site_url() -> str:
+    """The course's web site (:mod:`bs_lib.course.site`, published by ``.github/workflows/site.yml``)."""
+    return pages_url(*repository().split("/"))
+
+
 # --------------------------------------------------------------------------- the derived copies
 
-#: The repository as the README and the notebooks spell it: in Colab badges and in the install cell.
+#: Each form in which the README and the notebooks repeat the repository: how to find it (the groups
+#: ``owner`` and ``name``), and how to write it for another repository.
 DERIVED = (
-    re.compile(r"https://colab\.research\.google\.com/github/(?P<repo>[\w.-]+/[\w.-]+)/blob/"),
-    re.compile(r"git\+https://github\.com/(?P<repo>[\w.-]+/[\w.-]+?)(?=[\"'@\s\\]|$)"),
+    (re.compile(r"https://colab\.research\.google\.com/github/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+)/blob/"),
+     lambda owner, name: f"https://colab.research.google.com/github/{owner}/{name}/blob/"),
+    (re.compile(r"git\+https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?=[\"'@\s\\]|$)"),
+     lambda owner, name: f"git+https://github.com/{owner}/{name}"),
+    (re.compile(r"\[the course site\]\(https://(?P<owner>[\w-]+)\.github\.io/(?P<name>[\w.-]+)/\)"),
+     lambda owner, name: f"[the course site]({pages_url(owner, name)})"),  # only the README's own link
 )
 
 
@@ -91,8 +107,10 @@ def derived_files(root=SOURCE_ROOT) -> list:
 
 
 def stale_addresses(text: str, wanted: str) -> list[str]:
-    """The repositories ``text`` names in a badge or an install source, other than ``wanted``."""
-    return [match["repo"] for pattern in DERIVED for match in pattern.finditer(text) if match["repo"] != wanted]
+    """The repositories ``text`` names in a badge, an install source or a site link, other than ``wanted``."""
+    owner, name = wanted.split("/")
+    return [f"{match['owner']}/{match['name']}" for pattern, render in DERIVED for match in pattern.finditer(text)
+            if match.group(0) != render(owner, name)]
 
 
 def sync_addresses(root=SOURCE_ROOT, write: bool = False) -> dict:
@@ -107,7 +125,7 @@ def sync_addresses(root=SOURCE_ROOT, write: bool = False) -> dict:
             continue
         stale[path] = found
         if write:
-            for pattern in DERIVED:
-                text = pattern.sub(lambda m: m.group(0).replace(m["repo"], wanted), text)
+            for pattern, render in DERIVED:
+                text = pattern.sub(lambda _, render=render: render(*wanted.split("/")), text)
             path.write_text(text, encoding="utf-8")
     return stale

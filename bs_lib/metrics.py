@@ -204,15 +204,26 @@ def ms_ssim(prediction, target, per_image: bool = False):
     return _reduce(values, per_image)
 
 
-def lpips_available() -> bool:
-    """True when the ``lpips`` package and its AlexNet backbone weights are on this machine."""
+#: The torchvision weights each LPIPS backbone loads, as file patterns in torch hub's checkpoint folder.
+LPIPS_BACKBONE_WEIGHTS = {"alex": "alexnet-owt-*.pth", "vgg": "vgg16-*.pth"}
+
+
+def lpips_available(backbone: str = "alex") -> bool:
+    """True when the ``lpips`` package and the weights of its ``backbone`` (``"alex"`` or ``"vgg"``) are here.
+
+    LPIPS compares deep features of a pretrained network; without its weights
+    on this machine it cannot run offline, so callers ask first: the metric
+    (AlexNet, :func:`lpips`) and ML-VQGAN's perceptual loss (VGG16) alike.
+    """
+    if backbone not in LPIPS_BACKBONE_WEIGHTS:
+        raise ValueError(f"unknown LPIPS backbone {backbone!r}; choose one of {', '.join(LPIPS_BACKBONE_WEIGHTS)}")
     try:
         import lpips  # noqa: F401
         import torch
         import torchvision  # noqa: F401
     except Exception:
         return False
-    return any((Path(torch.hub.get_dir()) / "checkpoints").glob("alexnet-owt-*.pth"))
+    return any((Path(torch.hub.get_dir()) / "checkpoints").glob(LPIPS_BACKBONE_WEIGHTS[backbone]))
 
 
 def lpips(prediction, target, per_image: bool = False):

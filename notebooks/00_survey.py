@@ -94,8 +94,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bs_lib import survey
 from bs_lib.claims import check
+from bs_lib.course import survey
 
 papers = survey.load_papers(survey.PAPERS_DIR)
 by_id = {paper.id: paper for paper in papers}
@@ -459,7 +459,7 @@ check(all(paper_id in by_id for paper_id in reading_path),
 # - Reported PSNR and BSR values are not comparable across papers: datasets,
 #   resolutions and metric code differ, and even one method's numbers move by
 #   more than 1 dB between its paper and a re-evaluation.
-# - The survey is data: `bs_lib.survey` validates every entry and rebuilds the
+# - The survey is data: `bs_lib.course.survey` validates every entry and rebuilds the
 #   index and figures, so adding a paper takes three steps.
 #
 # ## Exercises

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 
 from bs_lib.config import get_profile
+from bs_lib.course.stress import first_error
 from bs_lib.datasets import how_to_get
-from bs_lib.stress import first_error
 
 pytestmark = pytest.mark.slow
 

@@ -535,3 +535,72 @@ def test_real_pairs_that_cannot_be_fetched_return_none(server, no_real_pairs, tm
         f"real-pairs: the real pairs are not on this machine, and were not downloaded: {reason}. Get them with "
         f"`python -m bs_lib download real-pairs` (public files, no account needed)."]
     assert not (no_real_pairs / "real-pairs").exists()
+
+
+# --------------------------------------------------------------------------- every dataset honours split=
+
+
+def raw_jsrt(folder: Path, stems) -> Path:
+    """Raw JSRT files (2048², 12-bit, big-endian) named ``<stem>.IMG``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, stem in enumerate(stems):
+        np.tile(np.arange(2048) + i, (2048, 1)).astype(">u2").tofile(folder / f"{stem}.IMG")
+    return folder
+
+
+def bone_masks(folder: Path, stems) -> Path:
+    for i, stem in enumerate(stems):
+        png(folder / "JSRT" / f"{stem}.png", seed=i)
+        png(folder / "masks" / f"{stem}.png", seed=10 + i)
+    rows = "".join(f"JSRT/{stem}.png,masks/{stem}.png\n" for stem in stems)
+    (folder / "idx_JSRT_GOOD_MASKS_SHORT_KAGGLE.csv").write_text(rows)
+    return folder
+
+
+def test_every_dataset_takes_a_split():
+    import inspect
+
+    for name, factory in ds.DATASETS.items():
+        assert "split" in inspect.signature(factory).parameters, f"{name} ignores split="
+        assert "split_file" in inspect.signature(factory).parameters, f"{name} ignores split_file="
+
+
+@pytest.mark.parametrize("name, build", [("jsrt", raw_jsrt), ("jsrt-bone-masks", bone_masks)])
+def test_unpaired_jsrt_sets_honour_a_split_file(tmp_path, name, build):
+    root = build(tmp_path / name, ["JPCLN001", "JPCLN002", "JPCLN003"])
+    path = save_split(tmp_path / "split.json", {"train": ["JPCLN001", "JPCLN002"], "val": [], "test": ["JPCLN003"]},
+                      dataset=name, seed=0)
+    train = get_dataset(name, split="train", split_file=path, root=root)
+    test = get_dataset(name, split="test", split_file=path, root=root)
+    assert [train[i]["id"] for i in range(len(train))] == ["JPCLN001", "JPCLN002"]
+    assert [test[i]["id"] for i in range(len(test))] == ["JPCLN003"]
+    assert len(get_dataset(name, split="all", root=root)) == 3
+
+
+@pytest.mark.parametrize("name, build", [("jsrt", raw_jsrt), ("jsrt-bone-masks", bone_masks)])
+def test_a_split_without_a_split_file_is_refused_not_ignored(tmp_path, name, build):
+    root = build(tmp_path / name, ["JPCLN001", "JPCLN002"])
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match=rf"{name}: split='{split}' needs a split_file .* or use split='all'"):
+            get_dataset(name, split=split, root=root)
+
+
+@pytest.mark.parametrize("name, build, pairs", [("real-pairs", make_real_pairs, 4), ("gusarev-des", gusarev_folder, 4)])
+def test_the_real_test_sets_are_all_test_and_refuse_to_be_trained_on(tmp_path, name, build, pairs):
+    root = build(tmp_path / name)
+    for split in ("test", "all", None):  # None: the test set's own default
+        assert len(get_dataset(name, split=split, root=root)) == pairs
+    for split in ("train", "val"):
+        with pytest.raises(ValueError, match=rf"{name} is a test set: never train on it"):
+            get_dataset(name, split=split, root=root)
+    with pytest.raises(ValueError, match=r"a split_file cannot pick from it"):
+        get_dataset(name, split="test", split_file=tmp_path / "split.json", root=root)
+
+
+def test_get_dataset_hands_the_split_to_paired_datasets(tmp_path):
+    root = make_pairs(tmp_path / "BSE", "JSRT", "BSE_JSRT", ["JPCLN001", "JPCLN002"])
+    path = save_split(tmp_path / "split.json", {"train": ["JPCLN001"], "val": [], "test": ["JPCLN002"]},
+                      dataset="bse-jsrt", seed=0)
+    assert get_dataset("bse-jsrt", split="test", split_file=path, root=root).ids == ["JPCLN002"]
+    with pytest.raises(ValueError, match=r"bse-jsrt: split='train' needs a split_file"):
+        get_dataset("bse-jsrt", root=root)  # the default split of a training set is "train"

@@ -105,6 +105,23 @@ def test_lpips_is_none_without_local_weights(pair):
         assert metrics.lpips(cxr, soft) is None
 
 
+def test_lpips_availability_asks_for_the_backbone_s_own_weights(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    for package in ("lpips", "torchvision"):  # stand-ins: only their presence is asked about
+        monkeypatch.setitem(sys.modules, package, sys.modules.get(package) or types.ModuleType(package))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    assert not metrics.lpips_available() and not metrics.lpips_available("vgg")
+    (tmp_path / "checkpoints" / "vgg16-397923af.pth").touch()
+    assert metrics.lpips_available("vgg") and not metrics.lpips_available("alex")
+    with pytest.raises(ValueError, match="unknown LPIPS backbone 'resnet'"):
+        metrics.lpips_available("resnet")
+
+
 @pytest.mark.parametrize(
     ("prediction", "target", "message"),
     [

@@ -130,9 +130,9 @@ def test_real_radiographs_are_a_target_domain(real_pairs):
 
 
 def test_a_target_dataset_that_is_not_here_gives_way_to_the_stand_in(monkeypatch, tmp_path, capsys):
-    from bs_lib import datasets
+    from bs_lib.datasets import catalogue
 
     monkeypatch.setenv("BS_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(datasets, "_REPORTED_MISSING", set())
+    monkeypatch.setattr(catalogue, "_REPORTED_MISSING", set())
     assert adaptation.resolve_target("szch-x-rays") == "shifted-phantom"
     assert "python -m bs_lib download szch-x-rays" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from bs_lib import notebooks
+from bs_lib.course import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT_REPOSITORY = re.search(r'^Repository = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
@@ -190,3 +190,4 @@ def test_a_changed_address_is_rewritten_everywhere_it_is_repeated(tmp_path, monk
     text = (tmp_path / "notebooks" / "03_autoencoders_cnns.ipynb").read_text()
     assert "git+https://github.com/someone-else/bones" in text
     assert "colab.research.google.com/github/someone-else/bones/blob/main/notebooks/03_autoencoders_cnns" in text
+    assert "[the course site](https://someone-else.github.io/bones/)" in (tmp_path / "README.md").read_text()

@@ -87,7 +87,7 @@ def _first_error(executed: Path) -> str | None:
 
 
 def test_the_fresh_environment_imports_the_wheel_not_the_clone(student):
-    probe = ("import bs_lib; from bs_lib import resources, survey; "
+    probe = ("import bs_lib; from bs_lib import resources; from bs_lib.course import survey; "
              "print(bs_lib.__file__); print(resources.in_source_tree()); print(len(survey.entry_files()))")
     done = subprocess.run([str(student["python"]), "-c", probe], cwd=student["notebooks"], env=student["env"],
                           capture_output=True, text=True, check=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bs_lib import resources, survey
+from bs_lib import resources
+from bs_lib.course import survey
 
 try:
     import tomllib

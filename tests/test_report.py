@@ -6,8 +6,8 @@ import jupytext
 import papermill
 import pytest
 
-from bs_lib import notebooks, report
 from bs_lib.config import UnknownParameterError
+from bs_lib.course import listing, notebooks, report
 
 
 def _course(folder, failing=False):
@@ -54,9 +54,9 @@ def test_a_misspelled_parameter_fails_before_anything_runs(tmp_path):
 
 def test_only_selects_notebooks_by_prefix(tmp_path):
     _course(tmp_path)
-    assert [p.name for p in report.select_notebooks(tmp_path, ["01"])] == ["01_second.ipynb"]
+    assert [p.name for p in listing.select_notebooks(tmp_path, ["01"])] == ["01_second.ipynb"]
     with pytest.raises(FileNotFoundError, match="starts with any of"):
-        report.select_notebooks(tmp_path, ["07"])
+        listing.select_notebooks(tmp_path, ["07"])
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import pytest
 import yaml
 
-from bs_lib import survey
 from bs_lib.cli import main
+from bs_lib.course import survey
 
 FIXTURES = Path(__file__).parent / "fixtures" / "papers"
 VALID = FIXTURES / "valid"

@@ -16,7 +16,7 @@ Every course notebook ``notebooks/NN_topic.ipynb``
 ``bs-lib notebooks check`` reports every breach; ``bs-lib notebooks new 10 topic
 "Title"`` copies ``notebooks/_template.py`` into a new pair; ``bs-lib notebooks
 stress`` runs every notebook under several seeds and thread counts
-(:mod:`bs_lib.stress`).
+(:mod:`bs_lib.course.stress`, which this command hands its arguments to).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import re
 from pathlib import Path
 
 from bs_lib import home
+from bs_lib.course import stress
+from bs_lib.course.listing import COURSE_NOTEBOOK, NOTEBOOKS_DIR, course_notebooks
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 TEMPLATE = NOTEBOOKS_DIR / "_template.py"
-COURSE_NOTEBOOK = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 CLOSING_SECTIONS = ["Summary", "Exercises", "References"]
 HARD_CODED_CUDA = re.compile(r"""["']cuda(:\d+)?["']|\.cuda\(\)""")
 EDITOR_METADATA = ("colab", "widgets", "accelerator", "gpuClass")
@@ -208,11 +208,6 @@ def check_notebook(ipynb: Path) -> list[str]:
     return check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name) + check_claims(nb)
 
 
-def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The course's ``NN_topic.ipynb`` files, in order."""
-    return sorted(p for p in Path(notebooks_dir).glob("*.ipynb") if COURSE_NOTEBOOK.match(p.name))
-
-
 def new_notebook(number: int, slug: str, title: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
     """Create ``NN_slug.py`` and ``NN_slug.ipynb`` from the template; returns the ``.ipynb``."""
     import jupytext
@@ -251,8 +246,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     new.add_argument("number", type=int)
     new.add_argument("slug", help="lower_case_words, e.g. vessel_enhancement")
     new.add_argument("title", help="the notebook's title")
-    from bs_lib import stress
-
     stress.add_arguments(actions.add_parser("stress", help="run every notebook under seeds 0-2 and 1-2 torch "
                                                            "threads; print a pass/fail table"))
     urls = actions.add_parser("urls", help="check that the README and the notebooks point at the repository "
@@ -264,8 +257,6 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "urls":
         return sync_urls(write=args.write)
     if args.action == "stress":
-        from bs_lib import stress
-
         return stress.run(args)
     if args.action == "new":
         target = new_notebook(args.number, args.slug, args.title)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bs_lib.config import PROFILE_ENV, PROFILES, RUNS_DIR_ENV, UnknownParameterError
+from bs_lib.course.listing import NOTEBOOKS_DIR, select_notebooks
 from bs_lib.interactive import STATIC_ENV
 
 KERNEL = "python3"
@@ -43,20 +44,6 @@ class NotebookResult:
     error: str | None = None
     executed: str | None = None  # path of the executed .ipynb, relative to the report folder
     html: str | None = None
-
-
-def select_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
-    """The course notebooks in order; ``only`` keeps those whose name starts with one of its items."""
-    from bs_lib.notebooks import course_notebooks
-
-    notebooks = course_notebooks(notebooks_dir)
-    if only:
-        notebooks = [p for p in notebooks if any(p.name.startswith(prefix) for prefix in only)]
-        if not notebooks:
-            raise FileNotFoundError(f"No course notebook in {notebooks_dir} starts with any of {only}.")
-    if not notebooks:
-        raise FileNotFoundError(f"No course notebooks (NN_name.ipynb) found in {notebooks_dir}.")
-    return notebooks
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -236,14 +223,13 @@ def _parse_value(text: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    root = Path(__file__).resolve().parent.parent
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES),
                         help="profile for every notebook (default: $BS_PROFILE, else smoke on a CPU)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a notebook parameter, as papermill's -p (repeatable)")
     parser.add_argument("--notebooks", nargs="+", metavar="PREFIX",
                         help="run only the notebooks whose name starts with these prefixes, e.g. 00 01")
-    parser.add_argument("--notebooks-dir", type=Path, default=root / "notebooks")
+    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR)
     parser.add_argument("--output", type=Path, default=Path("reports"), help="report folder (default: reports/)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: none)")
 

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bs_lib.course.listing import NOTEBOOKS_DIR, select_notebooks
+
 SEEDS = (0, 1, 2)
 THREADS = (1, 2)
 
@@ -200,9 +202,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bs_lib.notebooks import NOTEBOOKS_DIR
-    from bs_lib.report import select_notebooks
-
     notebooks = select_notebooks(NOTEBOOKS_DIR, args.notebooks)
     with tempfile.TemporaryDirectory(prefix="bs-stress-data-") as empty:
         environment = {"BS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "BS_QUIET": "1", "BS_STATIC": "1"}
