@@ -63,6 +63,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from bs_lib.engine.checkpoint import CheckpointError, load_trained, resolve_checkpoint
 from bs_lib.engine.config import TrainConfig
@@ -284,17 +285,33 @@ def seconds_per_image(predict: Callable[[torch.Tensor], torch.Tensor], image_siz
     return min(times) / batch_size
 
 
+@torch.no_grad()
+def gflops_per_image(predict: Callable[[torch.Tensor], torch.Tensor], image_size: int,
+                     device: torch.device | str = "cpu") -> float:
+    """Floating-point operations of one prediction, in billions: counted, so the same on every machine."""
+    with FlopCounterMode(display=False) as counter:
+        predict(torch.rand(1, 1, image_size, image_size, device=device))
+    return counter.get_total_flops() / 1e9
+
+
 def speed_report(distillation: Distillation, image_size: int, batch_size: int = 4, repeats: int = 5) -> dict:
-    """Parameters and inference time per image of teacher and student, and the student's speed-up."""
+    """Parameters, operations and inference time per image of teacher and student, and the student's speed-up.
+
+    The operation counts are exact; the times (and so the speed-up) are measurements of this
+    machine at this moment, which a busy core can turn around for small images.
+    """
     device = next(distillation.student.parameters()).device
     was_training = distillation.training
     distillation.eval()
     try:
         teacher_s = seconds_per_image(distillation.predict_teacher, image_size, batch_size, repeats, device)
         student_s = seconds_per_image(distillation.predict, image_size, batch_size, repeats, device)
+        teacher_gflops = gflops_per_image(distillation.predict_teacher, image_size, device)
+        student_gflops = gflops_per_image(distillation.predict, image_size, device)
     finally:
         distillation.train(was_training)
     return {"teacher_parameters": count_parameters(distillation.teacher),
             "student_parameters": count_parameters(distillation.student),
+            "teacher_gflops_per_image": teacher_gflops, "student_gflops_per_image": student_gflops,
             "teacher_ms_per_image": 1000 * teacher_s, "student_ms_per_image": 1000 * student_s,
             "speedup": teacher_s / student_s}
