@@ -30,9 +30,14 @@
 #
 # | profile | hardware | run time |
 # |---|---|---|
-# | `smoke` | CPU | ≈ 45 s (phantom at 64², six tiny models, 60 steps each) |
+# | `smoke` | CPU | ≈ 20 s (phantom at 64², six tiny models, 50 steps each) |
 # | `colab` | one T4 GPU | ≈ 1 h (SZCH-X-Rays at 256², 3000 steps each) |
 # | `full` | one A100/H100 | hours (1024², 30 000 steps each) |
+#
+# ## Prerequisites
+# - notebook 01: the phantom ($x = s + b$), PSNR, SSIM and the bone suppression ratio, the identity baseline;
+# - notebook 02: datasets and leakage-free train/test splits;
+# - PyTorch basics: `nn.Module`, 2-D convolutions, a loss, `backward()` and an optimiser step.
 #
 # ## Learning goals
 # - write down the supervised objective and the MS-SSIM + L1 hybrid loss, and say what each term rewards;
@@ -246,18 +251,287 @@ check(min(feature_sizes(objectives["unet"].network, SIZE)) == SIZE // 16,
       f"the U-Net halves the image four times, from {SIZE}² down to {SIZE // 16}²")
 
 # %% [markdown]
+# ### 3.1 · The U-Net, written out
+#
+# The library's U-Net is MONAI's `BasicUNet`. Here it is on one screen. One block is a
+# 3×3 convolution, BatchNorm and a LeakyReLU (MONAI calls the block `Convolution` and keeps
+# norm and activation in `adn`); two of them make a level. Going down, a level first
+# halves the image with a 2×2 max-pool; coming up, a 2×2 transposed convolution doubles it
+# and the encoder's features of the same size are concatenated before the two convolutions:
+#
+# $$u_k = \mathrm{TwoConv}\big([\,x_k,\ \mathrm{Up}(u_{k+1})\,]\big),\qquad
+#   \hat b = \mathrm{Conv}_{1\times1}(u_0).$$
+#
+# Channels go $w, w, 2w, 4w, 8w$ down and back (the last level keeps $w$). The layers
+# carry the library's names, so the library's weights load into this definition.
+
+# %%
+import copy
+import inspect
+import itertools
+import math
+from collections import OrderedDict
+
+from torch import nn
+
+
+class ConvBlock(nn.Module):
+    """(Transposed) convolution → BatchNorm → activation; ``act=None`` leaves a plain convolution."""
+
+    def __init__(self, c_in, c_out, act, kernel=3, stride=1, transposed=False):
+        super().__init__()
+        if transposed:
+            self.conv = nn.ConvTranspose2d(c_in, c_out, kernel, stride, kernel // 2, output_padding=stride - 1)
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2)
+        if act is not None:
+            self.adn = nn.Sequential(OrderedDict(N=nn.BatchNorm2d(c_out), A=act))
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.adn(x) if hasattr(self, "adn") else x
+
+
+class TwoConv(nn.Sequential):
+    def __init__(self, c_in, c_out):
+        super().__init__(OrderedDict(conv_0=ConvBlock(c_in, c_out, nn.LeakyReLU(0.1)),
+                                     conv_1=ConvBlock(c_out, c_out, nn.LeakyReLU(0.1))))
+
+
+class Down(nn.Sequential):
+    def __init__(self, c_in, c_out):
+        super().__init__(OrderedDict(max_pooling=nn.MaxPool2d(2), convs=TwoConv(c_in, c_out)))
+
+
+class UpCat(nn.Module):
+    def __init__(self, c_in, c_skip, c_out, halves=True):
+        super().__init__()
+        c_up = c_in // 2 if halves else c_in
+        self.upsample = nn.Sequential(OrderedDict(deconv=nn.ConvTranspose2d(c_in, c_up, 2, stride=2)))
+        self.convs = TwoConv(c_skip + c_up, c_out)
+
+    def forward(self, x, skip):
+        return self.convs(torch.cat([skip, self.upsample(x)], dim=1))  # the skip: encoder features beside decoder's
+
+
+class UNet(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.conv_0 = TwoConv(1, w)
+        self.down_1, self.down_2, self.down_3, self.down_4 = Down(w, w), Down(w, 2 * w), Down(2 * w, 4 * w), \
+            Down(4 * w, 8 * w)
+        self.upcat_4, self.upcat_3 = UpCat(8 * w, 4 * w, 4 * w), UpCat(4 * w, 2 * w, 2 * w)
+        self.upcat_2, self.upcat_1 = UpCat(2 * w, w, w), UpCat(w, w, w, halves=False)
+        self.final_conv = nn.Conv2d(w, 1, kernel_size=1)
+
+    def forward(self, x):
+        x0 = self.conv_0(x)
+        x1 = self.down_1(x0)
+        x2 = self.down_2(x1)
+        x3 = self.down_3(x2)
+        x4 = self.down_4(x3)  # the bottleneck: 1/16 of the side
+        u = self.upcat_4(x4, x3)
+        u = self.upcat_3(u, x2)
+        u = self.upcat_2(u, x1)
+        u = self.upcat_1(u, x0)
+        return self.final_conv(u)
+
+
+# %% [markdown]
+# Proof that this *is* the network the library trains: load the library U-Net's weights
+# (every name and shape must match, `strict=True`) and compare the outputs on a batch, in
+# training mode (BatchNorm uses the batch's statistics) and in evaluation mode (its running
+# averages).
+
+# %%
+WIDTH = configs["unet"].method_args["width"]
+library_unet = copy.deepcopy(objectives["unet"].network)  # a copy: a forward pass in training mode moves BatchNorm
+ours = UNet(WIDTH)
+ours.load_state_dict(library_unet.state_dict(), strict=True)
+batch_cxr = torch.stack([train_set[i]["cxr"] for i in range(4)])
+with torch.no_grad():
+    gaps = [(ours.train(mode)(batch_cxr) - library_unet.train(mode)(batch_cxr)).abs().max().item()
+            for mode in (True, False)]
+check(max(gaps) < 1e-5, f"the written-out U-Net, with the library's weights, gives the library's output to "
+                        f"{max(gaps):.1e} ({sum(p.numel() for p in ours.parameters()):,} parameters, width {WIDTH})")
+
+
+def block_shapes(network: torch.nn.Module, names: list[str], size: int) -> pd.DataFrame:
+    """Output shape and parameter count of the named blocks, in execution order (forward hooks)."""
+    modules, rows, hooks = dict(network.named_modules()), [], []
+    for name in names:
+        def record(module, inputs, output, name=name):
+            output = output[0] if isinstance(output, tuple | list) else output
+            rows.append({"block": name, "output (C×H×W)": "×".join(map(str, output.shape[1:])),
+                         "parameters": sum(p.numel() for p in module.parameters())})
+        hooks.append(modules[name].register_forward_hook(record))
+    with torch.no_grad():
+        network.eval()(torch.zeros(1, 1, size, size))
+    for hook in hooks:
+        hook.remove()
+    return pd.DataFrame(rows).set_index("block")
+
+
+block_shapes(ours, [name for name, _ in ours.named_children()], SIZE)
+
+# %% [markdown]
+# ### 3.2 · ResNet-BS and UNet++
+#
+# ResNet-BS is written in the library itself (MONAI has no such network); its code is
+# the lesson:
+
+# %%
+from bs_lib.models import autoencoder, cnn
+
+print(inspect.getsource(cnn.ResidualBlock))
+print(inspect.getsource(cnn.ResNetBS))
+
+# %% [markdown]
+# UNet++ is MONAI's `BasicUNetPlusPlus`. Its nodes $x^{i,j}$ form a triangle: row $i$ is
+# the depth (the image halved $i$ times), column $j$ the number of convolutions along the
+# skip. The table holds each node's output shape (forward hooks); the top row's four
+# nodes each feed a 1×1 head, the deep-supervision outputs.
+
+# %%
+upp_nodes = [name for name, _ in objectives["unet_plus_plus"].network.unet.named_children()
+             if not name.startswith("final")]
+upp_shapes = block_shapes(objectives["unet_plus_plus"].network.unet, upp_nodes, SIZE)
+grid = pd.DataFrame("", index=[f"i={i}" for i in range(5)], columns=[f"j={j}" for j in range(5)])
+for name, shape in upp_shapes["output (C×H×W)"].items():
+    i, j = map(int, name.split("_")[1:])
+    grid.iloc[i, j] = shape
+grid
+
+# %% [markdown]
+# ### 3.3 · The autoencoders: a bottleneck, a KL term, a codebook
+#
+# The Gusarev-style autoencoder is MONAI's `AutoEncoder`: strided convolutions (BatchNorm,
+# PReLU) down, transposed ones up, nothing around the bottleneck. Written out with the
+# block above, and checked against the library's weights in the same way:
+
+# %%
+class GusarevAE(nn.Module):
+    def __init__(self, width, depth, kernel):
+        super().__init__()
+        c = [1] + [width * 2**level for level in range(depth)]
+        self.encode, self.decode = nn.Sequential(), nn.Sequential()
+        for level in range(depth):
+            self.encode.add_module(f"encode_{level}", ConvBlock(c[level], c[level + 1], nn.PReLU(), kernel, 2))
+        for i, level in enumerate(reversed(range(depth))):  # mirrored; the last layer is a plain convolution
+            up = ConvBlock(c[level + 1], c[level], nn.PReLU() if level else None, kernel, 2, transposed=True)
+            self.decode.add_module(f"decode_{i}", nn.Sequential(OrderedDict(conv=up)))
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+args = configs["gusarev_ae"].method_args
+ae = GusarevAE(args["width"], args["depth"], args["kernel_size"])
+ae.load_state_dict(objectives["gusarev_ae"].network.state_dict(), strict=True)
+with torch.no_grad():
+    gap = (ae.eval()(batch_cxr) - objectives["gusarev_ae"].network.eval()(batch_cxr)).abs().max().item()
+check(gap < 1e-5, f"the written-out autoencoder gives the library's output to {gap:.1e}")
+block_shapes(ae, [f"encode.encode_{k}" for k in range(args["depth"])]
+             + [f"decode.decode_{k}" for k in range(args["depth"])], SIZE)
+
+# %% [markdown]
+# The VAE and the VQ-VAE are MONAI's `AutoencoderKL` and `VQVAE`, too large to write out
+# here; what makes them what they are is in the library's wrapper. The VAE samples its code
+# while training and pays the KL divergence:
+
+# %%
+print(inspect.getsource(autoencoder.VariationalAutoencoder.training_outputs))
+print(inspect.getsource(autoencoder.kl_divergence))
+block_shapes(objectives["vae"].network.vae, ["encoder", "quant_conv_mu", "quant_conv_log_sigma", "decoder"], SIZE)
+
+# %% [markdown]
+# The VQ-VAE's quantiser, by hand: every code vector $z_e$ (one per latent pixel) is
+# replaced by the nearest of the $K$ codebook entries, $k^\star = \arg\min_k \lVert z_e - e_k\rVert$.
+# The check compares this one line with MONAI's quantiser.
+
+# %%
+vq = objectives["vq_vae"].network.vqvae.eval()
+with torch.no_grad():
+    z_e = vq.encode(batch_cxr)  # (N, D, h, w)
+    codebook = vq.quantizer.quantizer.embedding.weight  # (K, D)
+    vectors = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
+    nearest = torch.cdist(vectors, codebook).argmin(dim=1)
+    library_codes = vq.index_quantize(batch_cxr).flatten()
+agree = (nearest == library_codes).float().mean().item()
+check(agree > 0.999, f"nearest-entry lookup picks MONAI's code for {agree:.1%} of the {len(nearest):,} latent "
+                     f"vectors ({codebook.shape[0]} entries of dimension {codebook.shape[1]}, a "
+                     f"{z_e.shape[-1]}² code)")
+
+# %% [markdown]
 # ## 4 · Training, one config each
 #
 # Each method has a YAML file in `bs_lib/configs/` with a `base` section and one
 # section per profile; `load_config(method, profile)` merges them. The same files
 # drive `python -m bs_lib train` and the benchmark of notebook 09, so the numbers
-# here are the ones the leaderboard reports. The loop is `bs_lib.train.Trainer`
-# (one AdamW optimiser, checkpoints, exact resume).
+# here are the ones the leaderboard reports.
 
 # %%
 pd.DataFrame({LABELS[m]: {"loss": c.method_args["loss"], "residual": c.method_args["residual"],
                           "steps": c.steps, "batch": c.batch_size, "lr": c.lr,
                           "parameters": count_parameters(objectives[m])} for m, c in configs.items()}).T
+
+# %% [markdown]
+# ### 4.1 · The loop, by hand
+#
+# One training step takes a batch of pairs, asks the objective for its loss
+# (`SupervisedObjective.losses`: the residual estimate $\hat s = x - f_\theta(x)$ and the
+# config's loss against $s$), backpropagates, and lets AdamW move the weights. Here are the
+# first steps of the U-Net's config, written out, training the U-Net of section 3.1: change
+# a layer there, run the cells again, and watch what happens to the loss.
+
+# %%
+from bs_lib.models.supervised import SupervisedObjective
+
+HAND_STEPS = min(20, config.max_steps() or 20)  # capped like every training run under BS_MAX_STEPS
+unet_config = configs["unet"]
+hand_data = build_datasets(unet_config)[0]  # the U-Net's training pairs
+
+
+def train_by_hand(network: nn.Module, steps: int = HAND_STEPS) -> list[float]:
+    """The first ``steps`` steps of the U-Net's config, written out; returns the loss at every step."""
+    objective = SupervisedObjective(network, loss=unet_config.method_args["loss"],
+                                    residual=unet_config.method_args["residual"]).to(run.device)
+    optimiser = torch.optim.AdamW(objective.parameters(), lr=unet_config.lr, betas=unet_config.betas,
+                                  weight_decay=unet_config.weight_decay)
+    loader = torch.utils.data.DataLoader(hand_data, batch_size=unet_config.batch_size, shuffle=True,
+                                         collate_fn=lambda pairs: {key: torch.stack([p[key] for p in pairs])
+                                                                   for key in ("cxr", "soft")})
+    batches = (batch for _ in range(steps) for batch in loader)  # a new shuffle every epoch
+    objective.train()
+    seen = []
+    for step, batch in enumerate(itertools.islice(batches, steps)):
+        batch = {key: value.to(run.device) for key, value in batch.items()}
+        loss = objective.losses(batch, step)["model"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        seen.append(loss.item())
+    return seen
+
+
+torch.manual_seed(SEED)
+hand_losses = train_by_hand(UNet(WIDTH))
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.plot(range(1, len(hand_losses) + 1), hand_losses, marker=".")
+ax.set(xlabel="step", ylabel=f"training loss ({unet_config.method_args['loss']})", title="the U-Net of 3.1, by hand")
+plt.tight_layout()
+plt.show()
+late = float(np.mean(hand_losses[-5:]))
+check(late < hand_losses[0], f"{len(hand_losses)} hand-written steps take the loss from {hand_losses[0]:.4f} to "
+                             f"{late:.4f} (mean of the last five)", trained=True)
+
+# %% [markdown]
+# ### 4.2 · The long run: the library's `Trainer`
+#
+# `fit_or_reuse` runs the same loop in `bs_lib.train.Trainer` (or reuses a finished run),
+# which adds what a long run needs: mixed precision, an exponential moving average of the
+# weights, checkpoints with exact resume, several processes, learning-rate schedules, and
+# several parameter groups updated in order (notebook 04's GANs).
 
 # %%
 histories, train_seconds = {}, {}
@@ -290,13 +564,33 @@ check(min(fell.values()) > 0, f"the training L1 fell for all six networks, by {m
 #
 # "Do nothing" ($\hat s = x$) is the baseline every model must beat. Each test image is
 # measured with `bs_lib.metrics` (the course's one implementation of every metric):
-# PSNR, SSIM and the bone suppression ratio. The symmetric BSR counts residual bone in
-# both directions, so a model cannot score by making the lungs darker (notebook 01).
+# PSNR, SSIM and the bone suppression ratio, in two forms (notebook 01). The official BSR
+# shifts the prediction $p$ to the target's mean, $p' = p + \mathrm{mean}(s - p)$, and counts
+# only where the prediction is *darker* than the target, $1 - \sum\max(s - p', 0)^2/\sum b^2$.
+# Bone left in makes the prediction *brighter*, which that one-sided clip forgives: a model
+# can score well by leaving bone in. The symmetric BSR drops the clip, so residual bone
+# counts too. The cell below scores made-up predictions: doing nothing, half the bone left
+# in, and the perfect answer.
 
 # %%
 test_cxr = torch.stack([test_set[i]["cxr"] for i in range(len(test_set))])
 test_soft = torch.stack([test_set[i]["soft"] for i in range(len(test_set))])
+test_bone = test_cxr - test_soft
+made_up = {"radiograph (do nothing)": test_cxr, "soft + ½ bone (half the bone left in)": test_soft + 0.5 * test_bone,
+           "soft (perfect)": test_soft}
+bsr_table = pd.DataFrame({name: {"official BSR": metrics.bsr(p, test_soft, test_cxr),
+                                 "symmetric BSR": metrics.bsr_symmetric(p, test_soft, test_cxr)}
+                          for name, p in made_up.items()}).T
+bsr_table.round(3)
 
+# %%
+nothing, left_in = bsr_table.iloc[0], bsr_table.iloc[1]
+check(min(row["official BSR"] - row["symmetric BSR"] for row in (nothing, left_in)) > 0.02,
+      f"the official BSR forgives bone left in: doing nothing scores {nothing['official BSR']:.3f} on it "
+      f"({nothing['symmetric BSR']:.3f} symmetric), half the bone left in {left_in['official BSR']:.3f} "
+      f"({left_in['symmetric BSR']:.3f} symmetric)")
+
+# %%
 
 def predict(method: str, cxr: torch.Tensor) -> torch.Tensor:
     if method == "identity":
@@ -428,61 +722,168 @@ check(max(head_psnr) > means.loc["identity", "psnr"],
 # - ResNet-BS keeps full resolution and buys context with depth; U-Net and UNet++ get
 #   context from downsampling and detail from skips; deep supervision makes every UNet++
 #   head a usable, prunable model.
-# - Always measure against the identity baseline on the same split, and look at the worst case.
+# - Every network here fits on a screen: the U-Net and the autoencoder written out in the notebook carry
+#   the library's weights and give its outputs; one training step is a batch, `objective.losses`,
+#   `backward()` and an optimiser step, and the `Trainer` runs the same loop for the long run.
+# - Always measure against the identity baseline on the same split, and look at the worst case; the
+#   official BSR forgives bone left in, the symmetric BSR does not.
 #
 # ## Exercises
-# 1. Train the U-Net with `residual: false` (same steps). How far is it from the residual
+# ★ easy, ★★ medium, ★★★ hard. Each solution's cell computes its answer in seconds in the smoke profile.
+#
+# 1. ★ ResNet-BS sees a square of `receptive_field` pixels. Compute it for the `full` config
+#    and compare it with a rib's length at 1024². What does that say about a network that
+#    never downsamples?
+#
+#    <details><summary>Solution</summary>
+#
+#    The first cell below builds the `full` network and reads `receptive_field`:
+#    $1 + 2(2\cdot16 + 3) = 71$ pixels for 16 blocks. A rib spans hundreds of pixels at
+#    1024², so each output pixel decides "bone or not" from a local window; long, faint rib
+#    segments are where it fails. A U-Net's bottleneck sees the whole image after four halvings.
+#    </details>
+#
+# 2. ★ Change a layer: replace BatchNorm by InstanceNorm (MONAI's default) in every block of the
+#    written-out U-Net of section 3.1 and run the hand-written loop of section 4.1 again.
+#
+#    <details><summary>Solution</summary>
+#
+#    The second cell below swaps `adn.N` in every `ConvBlock` for `nn.InstanceNorm2d`, trains
+#    the same number of steps from the same initial weights and batches, and plots both loss
+#    curves; then it trains the library's U-Net with `norm: instance` (an argument of
+#    `build_unet`) for the whole budget and prints the test PSNR of both. Instance
+#    normalisation rescales every image's features to zero mean and unit variance, so the
+#    network no longer sees how bright an image is (the reason `build_unet` chooses
+#    BatchNorm). Twenty steps are too few to tell the two apart reliably; how much the whole
+#    budget tells is in the printed PSNRs. The phantom's images all share one brightness
+#    range, real radiographs do not.
+#    </details>
+#
+# 3. ★★ Train the U-Net with `residual: false` (same steps). How far is it from the residual
 #    version, and why?
 #
 #    <details><summary>Solution</summary>
 #
-#    ```python
-#    cfg = load_config("unet", run.profile.name, seed=SEED, data=DATA, output_dir=RUNS, name="unet-direct",
-#                      method_args={"residual": False})
-#    torch.manual_seed(SEED)
-#    direct = build_objective(cfg)
-#    Trainer(direct, cfg, train_set).fit()
-#    print(np.mean([metrics.psnr(p, t) for p, t in zip(direct.eval().predict(test_cxr), test_soft)]))
-#    ```
-#    The direct network must first learn to copy the whole chest (a randomly initialised
-#    network outputs nothing like it) before it can start removing bone; the residual one
-#    starts at the identity and only learns the bone. With a small budget the direct
-#    estimate is usually worse than the identity itself.
+#    The third cell below trains the variant with the benchmark's config and prints the test
+#    PSNR of both estimates beside the identity baseline. The direct network must first learn
+#    to copy the whole chest (a randomly initialised network outputs nothing like it) before it
+#    can start removing bone; the residual one only has to learn the bone. How large the gap is
+#    at this budget is the cell's output.
 #    </details>
 #
-# 2. Train ResNet-BS with `loss: l1` instead of `ms_ssim_l1` and compare SSIM and PSNR
+# 4. ★★ Train ResNet-BS with `loss: l1` instead of `ms_ssim_l1` and compare SSIM and PSNR
 #    with the run above.
 #
 #    <details><summary>Solution</summary>
 #
-#    Use `method_args={"loss": "l1"}` in `load_config`, as in exercise 1. L1 alone
-#    usually gives a slightly higher PSNR (it optimises pixel error, which PSNR measures)
-#    and a slightly lower SSIM; the hybrid trades a little of one for the other.
+#    The fourth cell below trains the variant (`method_args={"loss": "l1"}`) and prints PSNR,
+#    SSIM and the symmetric BSR of both runs. L1 optimises the pixel error, which PSNR
+#    measures; the hybrid's MS-SSIM term rewards local structure, which SSIM measures. Which
+#    way each metric moves at this small budget is in the printed table (with one seed, a
+#    difference of a few tenths of a dB is within run-to-run noise).
 #    </details>
 #
-# 3. ResNet-BS sees a square of `receptive_field` pixels. Compute it for the `full`
-#    config (16 blocks) and compare it with a rib's length at 1024². What does that say
-#    about a network that never downsamples?
-#
-#    <details><summary>Solution</summary>
-#
-#    $1 + 2(2\cdot16 + 3) = 71$ pixels:
-#    `cnn.build_resnet_bs(width=4, num_blocks=16).receptive_field`. A rib spans hundreds
-#    of pixels at 1024², so each output pixel decides "bone or not" from a local window;
-#    long, faint rib segments are where it fails. U-Nets reach the whole image after four halvings.
-#    </details>
-#
-# 4. Prune UNet++: how much faster is head $x^{0,2}$ than $x^{0,4}$? (Hint: build a
-#    `BasicUNet`-like forward that stops early, or time `heads` and count the nodes each needs.)
+# 5. ★★★ Prune UNet++: how much cheaper is head $x^{0,2}$ than $x^{0,4}$? Count the work each head needs.
 #
 #    <details><summary>Solution</summary>
 #
 #    Head $x^{0,j}$ needs the nodes $x^{i,k}$ with $i + k \le j$: 3 nodes for $j=1$, 6 for 2,
-#    10 for 3 and 15 for 4, and the deep nodes are the narrow, cheap ones at low resolution,
-#    so the cost is dominated by the full-resolution row: roughly $(j+1)/5$ of the
-#    full network's time. The quality cost is the gap in the plot of section 7.
+#    10 for 3 and 15 for 4. The last cell below counts every convolution's multiply-adds with
+#    forward hooks, sums them over the nodes each head needs, and prints each head's share of the
+#    full network's work beside its test PSNR from section 7. The deep nodes work on small
+#    images, so the full-resolution row dominates the cost.
 #    </details>
-#
+
+# %% tags=["solution"]
+# Solution to exercise 1
+from bs_lib.configs import config_dict
+
+full_blocks = config_dict("resnet_bs", "full")["method_args"]["num_blocks"]
+full_field = cnn.build_resnet_bs(width=4, num_blocks=full_blocks).receptive_field
+print(f"ResNet-BS in the full config: {full_blocks} blocks, each output pixel sees {full_field}×{full_field} "
+      f"input pixels, {full_field / 1024:.0%} of a 1024-pixel side")
+
+# %% tags=["solution"]
+# Solution to exercise 2
+torch.manual_seed(SEED)  # the same initial weights and batches as in section 4.1
+instance_unet = UNet(WIDTH)
+for block in instance_unet.modules():
+    if isinstance(block, ConvBlock) and hasattr(block, "adn"):
+        block.adn.N = nn.InstanceNorm2d(block.conv.out_channels, affine=True)
+instance_losses = train_by_hand(instance_unet)
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.plot(hand_losses, label="BatchNorm (section 4.1)")
+ax.plot(instance_losses, label="InstanceNorm")
+ax.set(xlabel="step", ylabel="training loss")
+ax.legend()
+plt.show()
+print(f"mean loss of the last five hand-written steps: BatchNorm {np.mean(hand_losses[-5:]):.4f}, "
+      f"InstanceNorm {np.mean(instance_losses[-5:]):.4f}")
+
+
+def variant(method: str, suffix: str, **method_args):
+    """Train a variant of a method's benchmark config (its own run) and return it in evaluation mode."""
+    cfg = evaluate.learned_config(method, run.profile.name, image_size=SIZE, seed=SEED, runs=RUNS, data=DATA,
+                                  name=f"{configs[method].name}-{suffix}", method_args=method_args)
+    torch.manual_seed(SEED)
+    objective = build_objective(cfg)
+    fit_or_reuse(objective, cfg, build_datasets(cfg)[0])
+    return objective.eval()
+
+
+def test_scores(predict) -> dict[str, float]:
+    with torch.no_grad():
+        estimate = predict(test_cxr.to(run.device)).cpu()
+    return {k: float(v) for k, v in metrics.evaluate(estimate, test_soft, test_cxr).items() if k in COLUMNS}
+
+
+instance_norm = variant("unet", "instance-norm", norm="instance")
+print(f"test PSNR after the whole budget: BatchNorm {test_scores(objectives['unet'].predict)['psnr']:.2f} dB, "
+      f"InstanceNorm {test_scores(instance_norm.predict)['psnr']:.2f} dB")
+
+# %% tags=["solution"]
+# Solution to exercise 3
+direct = variant("unet", "direct", residual=False)
+pd.DataFrame({"identity": test_scores(lambda cxr: cxr), "U-Net, residual": test_scores(objectives["unet"].predict),
+              "U-Net, direct": test_scores(direct.predict)}).T.round(3)
+
+# %% tags=["solution"]
+# Solution to exercise 4
+resnet_l1 = variant("resnet_bs", "l1", loss="l1")
+pd.DataFrame({f"ResNet-BS, {configs['resnet_bs'].method_args['loss']}": test_scores(objectives["resnet_bs"].predict),
+              "ResNet-BS, l1": test_scores(resnet_l1.predict)}).T[["psnr", "ssim", "bsr_symmetric"]].round(3)
+
+# %% tags=["solution"]
+# Solution to exercise 5
+network, work, hooks = objectives["unet_plus_plus"].network.unet, {}, []
+for node, module in network.named_children():
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+            def count(m, inputs, output, node=node):  # a transposed convolution works once per input pixel
+                pixels = (inputs[0] if m.transposed else output).shape[-2:].numel()
+                work[node] = work.get(node, 0) + pixels * m.in_channels * m.out_channels * math.prod(m.kernel_size)
+            hooks.append(conv.register_forward_hook(count))
+with torch.no_grad():
+    network.eval()(torch.zeros(1, 1, SIZE, SIZE))
+for hook in hooks:
+    hook.remove()
+
+
+def needed(node: str, head: int) -> bool:
+    """Does head x^{0,head} need this node? Nodes x^{i,k} with i + k <= head, and the head's own 1×1 convolution."""
+    if node.startswith("final_conv"):
+        return node == f"final_conv_0_{head}"
+    i, k = map(int, node.split("_")[1:])
+    return i + k <= head
+
+
+cost = {head: sum(v for node, v in work.items() if needed(node, head)) for head in range(1, 5)}
+pd.DataFrame({"nodes": [sum(needed(n, h) for n in work if not n.startswith("final")) for h in cost],
+              "multiply-adds": list(cost.values()),
+              "share of x^0,4": [c / cost[4] for c in cost.values()],
+              "test PSNR (dB)": head_psnr}, index=[f"x^0,{h}" for h in cost]).round(3)
+
+# %% [markdown]
 # ## References
 # - Gusarev et al., *Deep learning models for bone suppression in chest radiographs*, IEEE CIBCB 2017.
 #   [papers/gusarev-2017](../papers/gusarev-2017.yaml)
