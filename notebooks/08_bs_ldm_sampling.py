@@ -33,6 +33,12 @@
 # | `colab` | one GPU | ≈ 30 min with the ablation trainings (an estimate, not yet measured) |
 # | `full` | one A100/H100 | hours (1 000-step DDPM at 1024²) |
 #
+# ## Prerequisites
+# - notebook 07: the forward process, ε-prediction, $\hat x_0$ from $\hat\varepsilon$, DDPM and DDIM, offset noise;
+# - notebook 06: the ML-VQGAN's decoder, which turns a sampled latent into an image;
+# - notebook 01: PSNR, SSIM, the bone suppression ratio and the identity baseline;
+# - statistics: a mean and its spread, a paired difference between two methods on the same images.
+#
 # ## Learning goals
 # - follow the predicted clean image along a sampling trajectory;
 # - explain temporal adaptive thresholding, static and dynamic (percentile) thresholding, and read their
@@ -79,6 +85,7 @@ print(config.environment_report())
 print(run)
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -89,6 +96,7 @@ import torch
 from bs_lib import datasets, diffusion, metrics
 from bs_lib.claims import check
 from bs_lib.configs import load_config
+from bs_lib.interactive import explore
 from bs_lib.models.ldm import pretrained_bs_ldm
 from bs_lib.suppress import load_suppressor
 from bs_lib.train import train_or_reuse
@@ -97,7 +105,7 @@ SIZE = run.profile.image_size
 NUM_EVAL = {"smoke": 4, "colab": 32, "full": 64}[run.profile.name]  # validation images scored per setting
 STEP_COUNTS = {"smoke": [2, 5, 10, 20], "colab": [5, 10, 20, 50, 100], "full": [10, 20, 50, 100, 250]}[
     run.profile.name]
-ABLATION_STEPS = {"smoke": 60, "colab": 8000, "full": 100_000}[run.profile.name]  # training steps per variant
+ABLATION_STEPS = {"smoke": 60, "colab": 4000, "full": 100_000}[run.profile.name]  # training steps per variant
 
 # %% [markdown]
 # ## 1. The trained model
@@ -148,6 +156,74 @@ for axis in axes:
 plt.show()
 
 # %% [markdown]
+# ### The sampler, written out
+# One DDIM step from $x_t$ to the next timestep $t'$ of the chain, with the
+# threshold on $\hat x_0$ in the middle:
+#
+# $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}}
+#   \;\xrightarrow{\text{clamp to }\pm s_j}\; \hat x_0,\qquad
+#   \hat\varepsilon \leftarrow \frac{x_t - \sqrt{\bar\alpha_t}\,\hat x_0}{\sqrt{1-\bar\alpha_t}},\qquad
+#   x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\varepsilon .$$
+#
+# $\hat\varepsilon$ is recomputed from the clamped $\hat x_0$, so that the two stay
+# consistent; after the last step ($t' = -1$, $\bar\alpha_{-1} = 1$) the chain lands
+# on $\hat x_0$ itself. The whole sampler of this notebook's default setting is
+# that step in a loop over trailing timesteps, with BS-LDM's temporal adaptive
+# clamp $s_j = \omega + b\,j\,(T-1)/(n-1)$ (section 3):
+
+# %%
+def ddim_step(x_t, eps_hat, t, t_next, limit):
+    """x_t → x_t': estimate x̂₀, clamp it to ±limit, make ε̂ agree with it, and move along the marginals."""
+    a, a_next = schedule.alpha_bar_at(t), schedule.alpha_bar_at(t_next)  # ᾱ_{−1} = 1: the clean end
+    x0_hat = ((x_t - math.sqrt(1 - a) * eps_hat) / math.sqrt(a)).clamp(-limit, limit)
+    eps_hat = (x_t - math.sqrt(a) * x0_hat) / math.sqrt(1 - a)
+    return math.sqrt(a_next) * x0_hat + math.sqrt(1 - a_next) * eps_hat
+
+
+@torch.no_grad()
+def sample_by_hand(z_cxr, steps, generator, omega=1.4, rate=0.003, start=None):
+    """DDIM on trailing timesteps with temporal adaptive thresholding, from pure noise to a soft-tissue latent.
+
+    ``omega`` and ``rate`` may be tensors shaped (N, 1, 1, 1): one clamp per sample. ``start`` replaces x_T.
+    """
+    T = schedule.num_steps
+    chain = [round(T - j * T / steps) - 1 for j in range(steps)]  # trailing: T−1 first
+    x = torch.randn(z_cxr.shape, generator=generator, device=z_cxr.device) if start is None else start  # x_T
+    for j, t in enumerate(chain):
+        t_next = chain[j + 1] if j + 1 < steps else -1
+        eps_hat = ldm.unet(torch.cat([x, z_cxr], dim=1), torch.full((len(x),), t, device=x.device))
+        x = ddim_step(x, eps_hat, t, t_next, limit=omega + rate * j * (T - 1) / max(steps - 1, 1))
+    return x
+
+
+schedule = ldm.schedule
+chain_steps = ldm.settings.sampling_steps or 50
+ours = sample_by_hand(z_cxr, chain_steps, seeded())
+theirs = ldm.sample_latent(z_cxr, seeded(), sampler="ddim", sampling_steps=chain_steps, spacing="trailing",
+                           threshold="tat", threshold_options={"omega": 1.4, "rate": 0.003}).sample
+gap = float((ours - theirs).abs().max())
+check(gap < 1e-3 * max(1.0, float(theirs.abs().max())),
+      f"the written-out sampler draws the library's latent: {chain_steps} DDIM steps with TAT from the same noise, "
+      f"largest difference {gap:.1e}")
+
+# %% [markdown]
+# And one step against `diffusion.ddim_step`, the library's, at a timestep in the
+# middle of the chain, where the clamp does not bind:
+
+# %%
+x_t = torch.randn(z_cxr.shape, generator=seeded(), device=z_cxr.device)
+t, t_next = 499, 449
+step = torch.full((len(x_t),), t, device=x_t.device)
+with torch.no_grad():
+    eps_hat = ldm.unet(torch.cat([x_t, z_cxr], dim=1), step)
+library_x0 = schedule.predict_x0(x_t, eps_hat, step)
+library_next = diffusion.ddim_step(x_t, library_x0, schedule.predict_eps(x_t, library_x0, step), t, t_next, schedule)
+our_next = ddim_step(x_t, eps_hat, t, t_next, limit=math.inf)
+check(torch.allclose(our_next, library_next, atol=1e-4),
+      f"one DDIM step, t = {t} → {t_next}: the same x_t' as diffusion.ddim_step, to "
+      f"{float((our_next - library_next).abs().max()):.0e}")
+
+# %% [markdown]
 # ## 3. Thresholding the predicted clean latent
 # Early in sampling, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$
 # divides by a tiny $\sqrt{\bar\alpha_t}$ and can be wildly out of range; an
@@ -191,6 +267,42 @@ threshold_scores[["psnr", "ssim", "bsr_symmetric"]].round(4)
 clamped, unclamped = threshold_scores.loc["tat", "psnr"], threshold_scores.loc["none", "psnr"]
 check(clamped > unclamped + 10, f"the temporal adaptive threshold keeps the sampler sane: {clamped:.1f} dB PSNR, "
                                 f"against {unclamped:.1f} dB without a threshold", trained=True)
+
+# %% [markdown]
+# Try them yourself on the first validation radiograph: pick a threshold, its
+# value (`limit` is the static clamp $s$ and TAT's starting clamp $\omega$;
+# `percentile` is the dynamic threshold's quantile) and the number of DDIM steps.
+# Each move samples one latent from the same noise and decodes it.
+
+# %%
+def draw_sample(threshold="tat", limit=1.4, percentile=0.995, steps=20):
+    options = {"static": {"limit": limit}, "tat": {"omega": limit, "rate": 0.003},
+               "dynamic": {"percentile": percentile}}.get(threshold, {})
+    latent = ldm.sample_latent(z_cxr, seeded(), threshold=threshold, threshold_options=options, sampler="ddim",
+                               sampling_steps=steps).sample
+    image = ldm.autoencoder.decode(latent)[0, 0].cpu()
+    truth = soft[0, 0].cpu()
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.1), constrained_layout=True)
+    for axis, (shown, title) in zip(axes[:2], [(image, "sample"), (truth, "soft tissue (truth)")], strict=True):
+        axis.imshow(shown, cmap="gray", vmin=0, vmax=1)
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+    reach = float((image - truth).abs().max()) or 1.0
+    axes[2].imshow(image - truth, cmap="coolwarm", vmin=-reach, vmax=reach)
+    axes[2].set_title("sample − truth", fontsize=9)
+    axes[2].axis("off")
+    axes[3].hist(truth.flatten(), bins=np.linspace(0, 1, 51), histtype="step", color="black", linewidth=2,
+                 label="truth")
+    axes[3].hist(image.flatten(), bins=np.linspace(0, 1, 51), histtype="step", label="sample")
+    axes[3].set(xlabel="intensity", title="histograms")
+    axes[3].legend(fontsize=8)
+    figure.suptitle(f"{threshold}, {steps} DDIM steps: PSNR {metrics.psnr(image, truth):.1f} dB, "
+                    f"mean |latent| {float(latent.abs().mean()):.2f}")
+    plt.show()
+
+
+explore(draw_sample, threshold=["tat", "none", "static", "dynamic"], limit=(0.5, 5.0, 0.1, 1.4),
+        percentile=(0.9, 1.0, 0.005, 0.995), steps=(2, 100, 1, 20))
 
 # %% [markdown]
 # In BS-LDM's own ablation, dynamic (percentile) thresholding narrows the
@@ -278,7 +390,9 @@ check(ddpm_seconds > speed["s/image"].max(), f"1000 DDPM steps take {ddpm_second
 # holds no signal, but its first step reads 31 % of a signal that is not there,
 # and every sample is pulled towards zero. *Trailing* spacing starts at
 # $t = T - 1$, where pure noise belongs, and stops at $t = T/n - 1$, whose
-# $\hat x_0$ is the answer (Lin et al., 2024). Starting there has a price: at
+# $\hat x_0$ is the answer (Lin et al., 2024). It is the sampling side of the flaw
+# notebook 07's offset noise patches on the training side: a model trained
+# where $x_t$ still carries the data's level, asked to start where it does not. Starting there has a price: at
 # $t = 999$ the first $\hat x_0$ carries the network's error twenty-thousand-fold,
 # as in the full chain, and only a threshold keeps it in range. BS-LDM has one, so
 # its settings sample on trailing timesteps by default (`spacing` in
@@ -293,7 +407,6 @@ check(ddpm_seconds > speed["s/image"].max(), f"1000 DDPM steps take {ddpm_second
 
 # %%
 mu, spread = 0.7, 0.4
-schedule = ldm.schedule
 
 
 def perfect_denoiser(x_t, t):
@@ -412,75 +525,61 @@ check(len(ablation) == 6 and ablation.notna().all().all(),
 # - Ablations separate what each ingredient contributes, but only at equal training budgets and seeds.
 #
 # ## Exercises
-# 1. Sweep ω ∈ {1.0, 1.4, 1.8, 2.2} and b ∈ {0, 0.0015, 0.003, 0.0045} (`threshold_options`) on the trained
+# ★ easy, ★★ medium, ★★★ hard.
+#
+# 1. ★★ Sweep ω ∈ {1.0, 1.4, 1.8, 2.2} and b ∈ {0, 0.0015, 0.003, 0.0045} (`threshold_options`) on the trained
 #    model and draw the PSNR grid, as the paper's figure does.
 #
 #    <details><summary>Solution</summary>
 #
-#    ```python
-#    grid = {(w, b): metrics.psnr(ldm.predict(cxr, seeded(), threshold="tat",
-#                                             threshold_options={"omega": w, "rate": b}).cpu(), soft.cpu())
-#            for w in (1.0, 1.4, 1.8, 2.2) for b in (0, 0.0015, 0.003, 0.0045)}
-#    pd.Series(grid).unstack()
-#    ```
+#    The first solution cell samples two validation images once per setting, all 16 settings in one batch
+#    of the written-out sampler (one clamp per sample, the same starting noise), and draws the grid of PSNRs
+#    (ω down, b across). On the smoke model the differences are a few tenths of a decibel to a few
+#    decibels and change with the seed; the paper's sweep, on its 1024² model, chose ω = 1.4, b = 0.003.
 #    </details>
 #
-# 2. With DDIM, add noise back (`eta=1.0`): how do PSNR and the spread across seeds change?
+# 2. ★★ With DDIM, add noise back (`eta=1.0`): how do PSNR and the spread across seeds change?
 #
 #    <details><summary>Solution</summary>
 #
-#    η = 1 makes DDIM stochastic like DDPM: different seeds give different soft-tissue images, and the mean
-#    PSNR usually drops a little with few steps, because each step's noise has less room to be corrected.
+#    η = 1 makes DDIM stochastic like DDPM: it adds fresh noise at every step, so the path depends on more
+#    than the starting noise. The second solution cell samples two validation images with three seeds at
+#    η = 0 and η = 1 and prints, for each η, the mean PSNR over the seeds, its spread, and how much the
+#    samples of different seeds differ pixel by pixel. Read the numbers for your model: with a threshold
+#    and few steps, the fresh noise can also pull a sample back towards the data, so neither direction is
+#    a rule.
 #    </details>
 #
-# 3. On the Gaussian toy of `tests/test_diffusion.py` (clean values drawn from N(μ, s²), so the exact
+# 3. ★★★ On the Gaussian toy of `tests/test_diffusion.py` (clean values drawn from N(μ, s²), so the exact
 #    ε-predictor and the exact end of the deterministic path are known), measure how the error of DDIM
 #    and of DPM-Solver++ shrinks as steps double. Which one is first order, which second?
 #
 #    <details><summary>Solution</summary>
 #
-#    ```python
-#    mu, s = 0.7, 0.4
-#    schedule = diffusion.NoiseSchedule.cosine()
-#    def exact_eps(x, t):
-#        a = schedule._alpha_bar(t, x)
-#        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s**2 + 1 - a)
-#    for steps in (25, 50, 100, 200):
-#        start = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-#        a0 = schedule.alpha_bar_at(diffusion.sampling_timesteps(1000, steps)[0])
-#        exact = mu + s * (start - a0**0.5 * mu) / (a0 * s**2 + 1 - a0) ** 0.5
-#        errors = [(diffusion.sample(exact_eps, start.shape, schedule, method=m, num_steps=steps,
-#                                    generator=torch.Generator().manual_seed(0), show_progress=False).sample
-#                   - exact).abs().max().item() for m in ("ddim", "dpm++2m")]
-#        print(steps, errors)
-#    ```
-#    Doubling the steps halves DDIM's error: first order. DPM-Solver++ is 15–50× more accurate at every
-#    step count, but its error does not fall by a clean factor of four: its last step, into t = 0, is
-#    first order across a large jump in λ (see `diffusion.dpm_solver_step`) and sets the error.
+#    The third solution cell runs both samplers with the exact ε-predictor for 25 to 200 steps and prints
+#    the largest error against the exact end of the path, with the ratio from one step count to the next.
+#    Doubling the steps halves DDIM's error (the ratio stays close to 2): first order. DPM-Solver++ is one to
+#    two orders of magnitude more accurate at every step count, but its error does not fall by a clean
+#    factor of four: its last step, into t = 0, is first order across a large jump in λ (see
+#    `diffusion.dpm_solver_step`) and sets the error.
 #    </details>
 #
-# 4. Sample the trained model with 20 DDIM steps and no threshold (`threshold="none"`), once on trailing
+# 4. ★★ Sample the trained model with 20 DDIM steps and no threshold (`threshold="none"`), once on trailing
 #    and once on leading timesteps (`spacing=...`). Which one collapses? Compare $1/\sqrt{\bar\alpha_t}$ at
 #    each chain's first timestep.
 #
 #    <details><summary>Solution</summary>
 #
-#    ```python
-#    for spacing in diffusion.SPACINGS:
-#        first = diffusion.sampling_timesteps(1000, 20, spacing)[0]
-#        unclamped = ldm.predict(cxr, seeded(), sampler="ddim", sampling_steps=20, spacing=spacing,
-#                                threshold="none")
-#        print(spacing, first, 1 / schedule.alpha_bar_at(first) ** 0.5,
-#              metrics.psnr(unclamped.cpu(), soft.cpu(), data_range=1.0))
-#    ```
-#    The trailing chain collapses (about 6 dB on the benchmark's 128² model, against 35 dB with TAT); the
-#    leading one barely notices (34.8 dB). At $t = 999$, $1/\sqrt{\bar\alpha_t} \approx 2\cdot10^4$: the first
-#    $\hat x_0$ carries the network's error twenty-thousand-fold, and the next DDIM step keeps $7.8\,\%$ of it.
-#    At $t = 950$ the factor is 13. TAT clamps $\hat x_0$ to $\pm 1.4$ before that step, which is why
-#    BS-LDM pairs trailing timesteps with it.
+#    The fourth solution cell prints each chain's first timestep, its $1/\sqrt{\bar\alpha_t}$ and the PSNR of
+#    the unthresholded samples, beside TAT on trailing steps. At $t = 999$, $1/\sqrt{\bar\alpha_t} \approx 2\cdot10^4$:
+#    the first $\hat x_0$ carries the network's error twenty-thousand-fold, and the next DDIM step keeps
+#    $7.8\,\%$ of it; at $t = 950$ the factor is 13. So the trailing chain collapses without a threshold (on
+#    the benchmark's 128² model: about 6 dB, against 35 dB with TAT) and the leading one barely notices
+#    (34.8 dB there). TAT clamps $\hat x_0$ to $\pm 1.4$ before that step, which is why BS-LDM pairs trailing
+#    timesteps with it.
 #    </details>
 #
-# 5. Why is the 1 000-step DDPM sampler still the paper's choice, and when would you keep it?
+# 5. ★ Why is the 1 000-step DDPM sampler still the paper's choice, and when would you keep it?
 #
 #    <details><summary>Solution</summary>
 #
@@ -488,6 +587,86 @@ check(len(ablation) == 6 and ablation.notna().all().all(),
 #    image matters more than time — a reader study, a reference for a faster sampler — keep it and compare.
 #    </details>
 #
+
+# %% tags=["solution"]
+# Solution to exercise 1
+omegas, rates = (1.0, 1.4, 1.8, 2.2), (0.0, 0.0015, 0.003, 0.0045)
+few = slice(0, 2)  # two validation images; use more for a steadier grid
+settings = [(w, b) for w in omegas for b in rates]
+z_few = ldm.autoencoder.encode(cxr[few])
+n_few = len(z_few)
+
+
+def per_sample(values):  # one value per (setting, image), shaped to broadcast over a latent
+    return torch.tensor([v for v in values for _ in range(n_few)], device=z_few.device).view(-1, 1, 1, 1)
+
+
+# the written-out sampler takes one clamp per sample: all 16 settings run as one batch, from the same noise
+start = torch.randn(z_few.shape, generator=seeded(), device=z_few.device).repeat(len(settings), 1, 1, 1)
+latents = sample_by_hand(z_few.repeat(len(settings), 1, 1, 1), chain_steps, None, start=start,
+                         omega=per_sample([w for w, _ in settings]), rate=per_sample([b for _, b in settings]))
+decoded = ldm.autoencoder.decode(latents).cpu().view(len(settings), n_few, *soft.shape[1:])
+grid = pd.DataFrame(np.reshape([metrics.psnr(images, soft[few].cpu()) for images in decoded],
+                               (len(omegas), len(rates))),
+                    index=pd.Index(omegas, name="ω"), columns=pd.Index(rates, name="b"))
+figure, axis = plt.subplots(figsize=(4.6, 3.6))
+shown = axis.imshow(grid.to_numpy(), cmap="viridis")
+axis.set(xticks=range(len(rates)), xticklabels=rates, yticks=range(len(omegas)), yticklabels=omegas, xlabel="b",
+         ylabel="ω", title="PSNR (dB) of TAT settings")
+for (row, column), value in np.ndenumerate(grid.to_numpy()):
+    axis.text(column, row, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
+figure.colorbar(shown, ax=axis)
+plt.show()
+
+# %% tags=["solution"]
+# Solution to exercise 2
+spread_rows = {}
+for eta in (0.0, 1.0):
+    drawn = [ldm.predict(cxr[few], torch.Generator(device=run.device).manual_seed(seed), eta=eta).cpu()
+             for seed in (SEED, SEED + 1, SEED + 2)]
+    psnrs = [metrics.psnr(image, soft[few].cpu()) for image in drawn]
+    spread_rows[f"η = {eta:g}"] = {"mean PSNR (dB)": np.mean(psnrs), "spread over seeds (dB)": np.std(psnrs),
+                                   "pixel std across seeds": float(torch.stack(drawn).std(dim=0).mean())}
+pd.DataFrame(spread_rows).T.round(4)
+
+# %% tags=["solution"]
+# Solution to exercise 3
+mu_toy, s_toy = 0.7, 0.4
+cosine = diffusion.NoiseSchedule.cosine()
+
+
+def exact_eps(x, t):
+    a = cosine.alpha_bar.to(x)[t].view(-1, 1, 1, 1)
+    return (1 - a).sqrt() * (x - a.sqrt() * mu_toy) / (a * s_toy**2 + 1 - a)
+
+
+errors = {}
+for steps in (25, 50, 100, 200):
+    start = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(SEED))
+    a0 = cosine.alpha_bar_at(diffusion.sampling_timesteps(1000, steps)[0])
+    exact = mu_toy + s_toy * (start - a0**0.5 * mu_toy) / (a0 * s_toy**2 + 1 - a0) ** 0.5
+    errors[steps] = {method: (diffusion.sample(exact_eps, start.shape, cosine, method=method, num_steps=steps,
+                                               generator=torch.Generator().manual_seed(SEED),
+                                               show_progress=False).sample - exact).abs().max().item()
+                     for method in ("ddim", "dpm++2m")}
+orders = pd.DataFrame(errors).T.rename_axis("steps")
+orders.join((orders.shift(1) / orders).add_suffix(": error ÷ error at half the steps")).round(6)
+
+# %% tags=["solution"]
+# Solution to exercise 4
+collapse = {}
+for spacing in diffusion.SPACINGS:
+    first = diffusion.sampling_timesteps(1000, 20, spacing)[0]
+    unclamped = ldm.predict(cxr, seeded(), sampler="ddim", sampling_steps=20, spacing=spacing, threshold="none")
+    collapse[f"{spacing}, no threshold"] = {"first t": first, "1/√ᾱ_t": 1 / schedule.alpha_bar_at(first) ** 0.5,
+                                            "PSNR (dB)": metrics.psnr(unclamped.cpu(), soft.cpu())}
+with_tat = ldm.predict(cxr, seeded(), sampler="ddim", sampling_steps=20, spacing="trailing", threshold="tat")
+first = diffusion.sampling_timesteps(1000, 20, "trailing")[0]
+collapse["trailing, TAT"] = {"first t": first, "1/√ᾱ_t": 1 / schedule.alpha_bar_at(first) ** 0.5,
+                             "PSNR (dB)": metrics.psnr(with_tat.cpu(), soft.cpu())}
+pd.DataFrame(collapse).T.round(1)
+
+# %% [markdown]
 # ## References
 # - Y. Sun et al., *BS-LDM*, IEEE JBHI 2025. [papers/bs-ldm-2025](../papers/bs-ldm-2025.yaml)
 # - Y. Sun et al., *GL-LCM: Global-Local Latent Consistency Models for Fast High-Resolution Bone Suppression*,
