@@ -94,7 +94,7 @@ import torch
 from bs_lib import evaluate, losses, metrics
 from bs_lib.claims import check
 from bs_lib.datasets import profile_dataset, usable_dataset
-from bs_lib.models.supervised import count_parameters
+from bs_lib.engine import count_parameters
 from bs_lib.train import build_datasets, build_objective, fit_or_reuse
 
 METHODS = ["gusarev_ae", "vae", "vq_vae", "resnet_bs", "unet", "unet_plus_plus"]

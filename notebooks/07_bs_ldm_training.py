@@ -97,12 +97,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bs_lib import datasets, diffusion, metrics
+from bs_lib import datasets, diffusion, metrics, runs
 from bs_lib.claims import check
-from bs_lib.configs import load_config
 from bs_lib.interactive import explore
 from bs_lib.models.unet import EpsilonUNet, ResBlock, timestep_embedding
-from bs_lib.train import Trainer, build_objective, discard_stale_run, finished_run, train_or_reuse
+from bs_lib.train import Trainer, build_objective, discard_stale_run
 
 SIZE = run.profile.image_size
 TOY_STEPS = {"smoke": 400, "colab": 3000, "full": 3000}[run.profile.name]  # primer training steps
@@ -374,17 +373,12 @@ plt.show()
 # %%
 train_set = datasets.profile_dataset(run.profile, "train", seed=SEED)
 val_set = datasets.profile_dataset(run.profile, "val", seed=SEED)
-common = {"output_dir": str(config.runs_dir()), "seed": SEED, "image_size": SIZE}
-stage1, suffix = finished_run(load_config("ml_vqgan", run.profile.name, **common)), ""
-if stage1 is None:  # notebook 06 has not finished here: train this notebook's own copy
-    suffix = "-for-07"
-    stage1 = train_or_reuse(load_config("ml_vqgan", run.profile.name, name=f"ml_vqgan-{run.profile.name}{suffix}",
-                                        **common), train_set)
+# bs_lib.runs owns the course's run names: notebook 06's run when it finished, else this notebook's copy
+stage1, suffix = runs.autoencoder(run.profile.name, train_set, seed=SEED, image_size=SIZE)
 print(f"stage 1 (ML-VQGAN): {stage1}")
 
 # %%
-ldm_config = load_config("bs_ldm", run.profile.name, name=f"bs_ldm-{run.profile.name}{suffix}",
-                         method_args={"autoencoder": str(stage1)}, **common)
+ldm_config = runs.stage2_config(run.profile.name, stage1, seed=SEED, image_size=SIZE, suffix=suffix)
 discard_stale_run(ldm_config)  # a run of another config in the same folder would not fit this model
 ldm = build_objective(ldm_config).to(run.device)
 batch = {key: torch.stack([val_set[i][key] for i in range(4)]).to(run.device) for key in ("cxr", "soft")}

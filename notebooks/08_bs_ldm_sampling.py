@@ -93,11 +93,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bs_lib import datasets, diffusion, metrics
+from bs_lib import datasets, diffusion, metrics, runs
 from bs_lib.claims import check
 from bs_lib.configs import load_config
 from bs_lib.interactive import explore
-from bs_lib.models.ldm import pretrained_bs_ldm
 from bs_lib.suppress import load_suppressor
 from bs_lib.train import train_or_reuse
 
@@ -117,7 +116,7 @@ ABLATION_STEPS = {"smoke": 60, "colab": 4000, "full": 100_000}[run.profile.name]
 # %%
 train_set = datasets.profile_dataset(run.profile, "train", seed=SEED)
 val_set = datasets.profile_dataset(run.profile, "val", seed=SEED)
-stage1, stage2 = pretrained_bs_ldm(run.profile.name, train_set, seed=SEED, image_size=SIZE, own_suffix="-for-08")
+stage1, stage2 = runs.bs_ldm(run.profile.name, train_set, seed=SEED, image_size=SIZE, own_suffix=runs.NOTEBOOK_08)
 ldm, ldm_config = load_suppressor(stage2, device=run.device)
 print(f"stage 1: {stage1}\nstage 2: {stage2}")
 

@@ -232,12 +232,3 @@ def build_bs_ldm(config: TrainConfig) -> ConditionalLDM:
     if autoencoder_checkpoint:
         load_weights(autoencoder_checkpoint, autoencoder)
     return ConditionalLDM(autoencoder, UNET_PRESETS[preset], DiffusionSettings(**args), cache_latents=cache_latents)
-
-
-def __getattr__(name: str):
-    """Temporary: notebook 08 imports ``pretrained_bs_ldm`` from here; it is :func:`bs_lib.runs.bs_ldm` now."""
-    if name == "pretrained_bs_ldm":
-        from bs_lib.runs import bs_ldm
-
-        return bs_ldm
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
