@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bs_lib.augment import randomised
 from bs_lib.engine.config import TrainConfig, import_callable
 
 
@@ -106,6 +107,9 @@ def build_datasets(config: TrainConfig) -> tuple[Any, Any]:
 
     ``config.data`` is a name for ``bs_lib.datasets.get_dataset`` or a
     ``"module:function"`` called as ``function(split=..., size=..., **data_args)``.
+    ``data_args.randomise`` is the engine's, not the dataset's: the training
+    pairs are seen through random imaging chains (:mod:`bs_lib.augment`), the
+    validation pairs as they are.
     """
     if ":" in config.data:
         factory = import_callable(config.data, "dataset")
@@ -119,6 +123,8 @@ def build_datasets(config: TrainConfig) -> tuple[Any, Any]:
         def factory(**kwargs):
             return get_dataset(config.data, **kwargs)
 
-    train = factory(split="train", size=config.image_size, **config.data_args)
-    val = factory(split="val", size=config.image_size, **config.data_args) if config.val_every > 0 else None
+    data_args = dict(config.data_args)
+    chain = data_args.pop("randomise", None)
+    train = randomised(factory(split="train", size=config.image_size, **data_args), chain, seed=config.seed)
+    val = factory(split="val", size=config.image_size, **data_args) if config.val_every > 0 else None
     return train, val
