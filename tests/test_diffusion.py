@@ -100,18 +100,18 @@ def _point_mass_denoiser(mu):
     return denoiser
 
 
-@pytest.mark.parametrize(("method", "steps"), [("ddim", 10), ("ddim", 3), ("ddpm", 25), ("ddpm", None),
+@pytest.mark.parametrize(("sampler", "steps"), [("ddim", 10), ("ddim", 3), ("ddpm", 25), ("ddpm", None),
                                               ("dpm++2m", 10), ("dpm++2m", 3)])
-def test_samplers_recover_a_known_clean_sample(method, steps):
+def test_samplers_recover_a_known_clean_sample(sampler, steps):
     mu = torch.tensor([0.5, -1.0, 2.0, 0.0]).view(1, 4, 1, 1).expand(1, 4, 4, 4)
-    result = D.sample(_point_mass_denoiser(mu), (2, 4, 4, 4), SCHEDULE, method=method, num_steps=steps,
+    result = D.sample(_point_mass_denoiser(mu), (2, 4, 4, 4), SCHEDULE, sampler=sampler, sampling_steps=steps,
                       generator=torch.Generator().manual_seed(0), show_progress=False)
     assert torch.allclose(result.sample, mu.expand(2, 4, 4, 4), atol=1e-3)
 
 
 def test_a_tight_threshold_limits_the_result_and_snapshots_are_kept():
     mu = torch.full((1, 4, 4, 4), 3.0)
-    result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, num_steps=11,
+    result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, sampling_steps=11,
                       threshold=D.StaticThreshold(1.0), snapshots=3, show_progress=False)
     assert result.sample.max().item() == pytest.approx(1.0, abs=1e-3)
     assert [t for t, _ in result.trajectory] == [900, 450, 0]  # first, middle and last of 11 steps
@@ -122,7 +122,7 @@ def test_sampling_is_deterministic_with_a_seed():
         return 0.5 * x_t
 
     def draw(seed):
-        return D.sample(denoiser, (2, 4, 4, 4), SCHEDULE, method="ddpm", num_steps=20,
+        return D.sample(denoiser, (2, 4, 4, 4), SCHEDULE, sampler="ddpm", sampling_steps=20,
                         generator=torch.Generator().manual_seed(seed), show_progress=False).sample
 
     assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))
@@ -150,15 +150,15 @@ def test_dpm_solver_follows_the_exact_path_closer_than_ddim(steps, error_ratio):
     x_start = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what sample() draws first
     exact = _exact_endpoint(x_start, D.sampling_timesteps(1000, steps)[0], mu, s)
     error = {}
-    for method in ("ddim", "dpm++2m"):
-        result = D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, method=method, num_steps=steps,
+    for sampler in ("ddim", "dpm++2m"):
+        result = D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, sampler=sampler, sampling_steps=steps,
                           generator=torch.Generator().manual_seed(0), show_progress=False)
-        error[method] = (result.sample - exact).abs().max().item()
+        error[sampler] = (result.sample - exact).abs().max().item()
     assert error["dpm++2m"] < error_ratio * error["ddim"], error  # second order against first order
 
 
-@pytest.mark.parametrize("method", ["ddim", "dpm++2m"])
-def test_trailing_steps_start_from_pure_noise_so_even_five_steps_sample_the_right_mean(method):
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++2m"])
+def test_trailing_steps_start_from_pure_noise_so_even_five_steps_sample_the_right_mean(sampler):
     """A perfect denoiser, clean values ~ N(0.7, 0.4²): where the chain starts decides the mean it samples.
 
     A leading chain of 5 steps starts at t = 800, where it treats pure noise as holding
@@ -167,8 +167,9 @@ def test_trailing_steps_start_from_pure_noise_so_even_five_steps_sample_the_righ
     mu, s, shape = 0.7, 0.4, (64, 4, 16, 16)
 
     def mean_of_samples(steps, spacing):
-        return D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, method=method, num_steps=steps, spacing=spacing,
-                        generator=torch.Generator().manual_seed(0), show_progress=False).sample.mean().item()
+        return D.sample(_gaussian_denoiser(mu, s), shape, SCHEDULE, sampler=sampler, sampling_steps=steps,
+                        spacing=spacing, generator=torch.Generator().manual_seed(0),
+                        show_progress=False).sample.mean().item()
 
     for steps in (5, 20):
         assert abs(mean_of_samples(steps, "trailing") - mu) < 0.005
@@ -177,4 +178,33 @@ def test_trailing_steps_start_from_pure_noise_so_even_five_steps_sample_the_righ
 
 def test_unknown_samplers_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="dpm\\+\\+2m"):
-        D.sample(lambda x, t: x, (1, 1, 2, 2), SCHEDULE, method="euler", show_progress=False)
+        D.sample(lambda x, t: x, (1, 1, 2, 2), SCHEDULE, sampler="euler", show_progress=False)
+
+
+def test_samplers_are_discovered_one_class_per_module_behind_one_interface():
+    assert set(D.SAMPLERS) == {"ddpm", "ddim", "dpm++2m"}
+    assert (D.SAMPLERS["ddpm"], D.SAMPLERS["ddim"], D.SAMPLERS["dpm++2m"]) == (D.DDPM, D.DDIM, D.DPMSolver)
+    for name, cls in D.SAMPLERS.items():
+        assert issubclass(cls, D.Sampler) and cls.name == name
+        assert cls.__module__.rpartition(".")[2] in D.MODULES  # each in its own module of the package
+        sampler = D.make_sampler(name, SCHEDULE, 5, "trailing")
+        assert sampler.timesteps() == D.sampling_timesteps(1000, 5, "trailing")
+
+
+def test_a_new_sampler_is_one_subclass_that_names_itself():
+    class Jump(D.Sampler, name="jump-to-x0"):
+        """Straight to the clean estimate, whatever the step: a sampler in five lines."""
+
+        def step(self, x_t, x0, t, t_prev):
+            return x0
+
+    try:
+        assert D.SAMPLERS["jump-to-x0"] is Jump
+        mu = torch.full((1, 4, 4, 4), 0.5)
+        result = D.sample(_point_mass_denoiser(mu), (1, 4, 4, 4), SCHEDULE, sampler="jump-to-x0", sampling_steps=2,
+                          show_progress=False)
+        assert torch.allclose(result.sample, mu, atol=1e-4)
+        with pytest.raises(ValueError, match="two samplers are named"):
+            type("Again", (D.Sampler,), {}, name="jump-to-x0")
+    finally:
+        del D.SAMPLERS["jump-to-x0"]

@@ -10,9 +10,10 @@ radiograph latent side by side — conditioning by **channel concatenation**:
           x_t = \sqrt{\bar\alpha_t}\,z_s + \sqrt{1-\bar\alpha_t}\,\varepsilon_{off},\qquad
           \mathcal L = \lVert\hat\varepsilon - \varepsilon_{off}\rVert^2
 
-Sampling starts from :math:`x_T\sim\mathcal N(0, I)`, walks back with DDPM or
-DDIM while thresholding :math:`\hat x_0` (temporal adaptive thresholding in
-BS-LDM), and decodes :math:`\mathcal D(x_0)` into the soft-tissue image.
+Sampling starts from :math:`x_T\sim\mathcal N(0, I)`, walks back with a
+sampler (DDPM, DDIM or DPM-Solver++) while thresholding :math:`\hat x_0`
+(temporal adaptive thresholding in BS-LDM), and decodes :math:`\mathcal D(x_0)`
+into the soft-tissue image.
 
 The condition, in training and sampling
 ---------------------------------------
@@ -61,15 +62,17 @@ UNET_PRESETS = {
 class DiffusionSettings:
     """The switches of BS-LDM's stage 2, each one an ablation in notebook 08.
 
+    ``train_timesteps`` is :math:`T`, the length of the forward chain;
     ``offset_noise`` is λ (0 turns it off); ``condition`` is ``"clean"`` or
     ``"official"``; ``threshold`` is ``"tat"``, ``"static"``, ``"dynamic"`` or
-    ``"none"``, with its options in ``threshold_options``. ``sampler``,
-    ``sampling_steps`` and ``spacing`` (``"leading"`` or ``"trailing"``, see
+    ``"none"``, with its options in ``threshold_options``. ``sampler`` (a name
+    in :data:`bs_lib.diffusion.SAMPLERS`), ``sampling_steps`` and ``spacing``
+    (``"leading"`` or ``"trailing"``, see
     :func:`bs_lib.diffusion.sampling_timesteps`) choose the sampling chain;
     trailing, the default, starts from pure noise and leans on the threshold.
     """
 
-    num_train_steps: int = 1000
+    train_timesteps: int = 1000
     offset_noise: float = 0.1
     condition: str = "clean"
     sampler: str = "ddim"
@@ -106,7 +109,7 @@ class ConditionalLDM(Objective):
             raise ValueError("the noise estimator takes 8 channels: 4 noisy target + 4 condition")
         self.autoencoder = self.freeze(autoencoder)  # frozen: its codebook must not drift
         self.unet = EpsilonUNet(unet_config)
-        self.schedule = diffusion.NoiseSchedule.cosine(self.settings.num_train_steps)
+        self.schedule = diffusion.NoiseSchedule.cosine(self.settings.train_timesteps)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"unet": list(self.unet.parameters())}
@@ -149,7 +152,8 @@ class ConditionalLDM(Objective):
         total, count = 0.0, 0
         for batch in batches:
             z_soft, z_cxr = self.latents(batch)
-            t = torch.randint(0, self.schedule.num_steps, (z_soft.shape[0],), generator=generator).to(z_soft.device)
+            t = torch.randint(0, self.schedule.train_timesteps, (z_soft.shape[0],), generator=generator)
+            t = t.to(z_soft.device)
             noise = diffusion.offset_noise(z_soft.shape, self.settings.offset_noise, generator=generator)
             noise = noise.to(z_soft.device, z_soft.dtype)
             x_t = self.schedule.add_noise(z_soft, noise, t)
@@ -177,8 +181,8 @@ class ConditionalLDM(Objective):
         if unknown:
             raise TypeError(f"unknown sampling option(s) {sorted(unknown)}")
         return diffusion.sample(self.denoiser(z_cxr), tuple(z_cxr.shape), self.schedule,
-                                method=overrides.get("sampler", s.sampler),
-                                num_steps=overrides.get("sampling_steps", s.sampling_steps),
+                                sampler=overrides.get("sampler", s.sampler),
+                                sampling_steps=overrides.get("sampling_steps", s.sampling_steps),
                                 spacing=overrides.get("spacing", s.spacing),
                                 eta=overrides.get("eta", s.eta), threshold=diffusion.make_threshold(kind, **options),
                                 generator=generator, device=z_cxr.device, dtype=z_cxr.dtype, snapshots=snapshots)
