@@ -115,7 +115,7 @@ if ((DRY_RUN)); then
     SAMPLING=(--preset smoke --device cpu --ddpm-steps 10 --max-batch 2)
     TRAINING=(--preset smoke --device cpu --batch 2 --train-steps 2)
     E2E_OUT=$LOGDIR/benchmark_smoke_64
-    END_TO_END=(--profile smoke --image-size 64 --steps ml_vqgan=2 --steps bs_ldm=2 --num-test 2 --batch-size 2
+    END_TO_END=(--profile smoke --image-size 64 --train-steps ml_vqgan=2 --train-steps bs_ldm=2 --num-test 2 --batch-size 2
                 --runs-dir "$LOGDIR/runs" --device cpu --no-figures)
 else
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$LOGDIR/gpu.txt" 2>&1

@@ -42,7 +42,8 @@ def end_to_end(path: Path | None) -> dict | None:
     rows = {row["method"]: {key: row.get(key) for key in keys} for row in written["summary"]}
     settings = written["settings"]
     return {"command": settings["command"], "image_size": settings["image_size"], "num_test": settings["num_test"],
-            "steps_scale": settings["steps_scale"], "steps_override": settings["steps_override"],
+            "steps_scale": settings["steps_scale"],
+            "train_steps": settings.get("train_steps", settings.get("steps_override")),  # older runs: steps_override
             "device": settings["device"], "methods": rows}
 
 
@@ -183,7 +184,8 @@ def end_to_end_lines(e2e: dict | None) -> list[str]:
     if e2e is None:
         return [*lines, "Not completed in this run (see the parts below): no quality numbers."]
     lines += [f"`{e2e['command']}` ({e2e['num_test']} test images at {e2e['image_size']}², device "
-              f"{e2e['device']}, step scale ×{e2e['steps_scale']:g}, overrides {e2e['steps_override'] or 'none'}):",
+              f"{e2e['device']}, step scale ×{e2e['steps_scale']:g}, "
+              f"training-step overrides {e2e['train_steps'] or 'none'}):",
               "", "| method | PSNR (dB) | BSR sym. (%) | SSIM | Δ PSNR against identity (dB) [95 % CI] | s per image | "
               "training |", "|---|---|---|---|---|---|---|"]
     for row in e2e["methods"].values():

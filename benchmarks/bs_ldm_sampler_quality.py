@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bs_lib import evaluate
+from bs_lib.engine.checkpoint import library_versions
 
 COMPARED = ("psnr", "bsr_symmetric", "lung/psnr", "ssim")  # reported as paired differences
 DECIDING = ("psnr", "bsr_symmetric")  # the non-inferiority test
@@ -257,7 +258,8 @@ def main() -> int:
     command = "python " + shlex.join(sys.argv)
     setting = (f"- model: {checkpoint} ({budget.describe()})\n"
                f"- data: phantom test split, {len(samples)} images at {size}², seed {args.seed}; one sampling seed\n"
-               f"- device: {device} ({torch.get_num_threads()} torch thread(s)); {evaluate.library_versions()}\n"
+               f"- device: {device} ({torch.get_num_threads()} torch thread(s)); "
+               f"{evaluate.versions_text(library_versions())}\n"
                f"- this invocation: {time.perf_counter() - started:.0f} s\n")
     print(table)
     if args.output is not None:

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("bs_lib.download", "download a registered dataset into $BS_DATA_DIR"),
     "train": ("bs_lib.train", "train a model from a YAML run description (single process or accelerate launch)"),
     "sample": ("bs_lib.suppress", "suppress bones in your own radiographs with a trained checkpoint"),
-    "benchmark": ("bs_lib.evaluate", "train and evaluate every method on one split; write the leaderboard"),
+    "benchmark": ("bs_lib.benchmark.cli", "train and evaluate every method on one split; write the leaderboard"),
 }
 
 

@@ -26,14 +26,14 @@ def bench(runs, tmp_path_factory) -> BenchmarkResult:
     """The identity, the manual methods and a U-Net trained for 3 steps, on 4 phantom test images of 64²."""
     torch.set_num_threads(1)
     split = tmp_path_factory.mktemp("out") / "split.json"
-    return evaluate.run_benchmark(["unet", *MANUAL], "smoke", image_size=SIZE, num_test=4, steps_override={"unet": 3},
+    return evaluate.run_benchmark(["unet", *MANUAL], "smoke", image_size=SIZE, num_test=4, train_steps={"unet": 3},
                                   runs=runs, device="cpu", split_out=split, command="test command")
 
 
 def test_identity_row_is_always_present(bench):
     assert [r.name for r in bench.results] == [IDENTITY, "unet", *MANUAL]  # identity added although not asked for
     markdown = bench.leaderboard_markdown()
-    assert evaluate.LABELS[IDENTITY] in markdown and "U-Net" in markdown
+    assert evaluate.label_of(IDENTITY) in markdown and "U-Net" in markdown
     assert "### Whole image" in markdown and "### Cost" in markdown
 
 
@@ -111,7 +111,7 @@ def test_parameters_count_only_what_prediction_touches():
 
 
 def test_deterministic_on_cpu(bench, runs):
-    again = evaluate.run_benchmark(["unet"], "smoke", image_size=SIZE, num_test=4, steps_override={"unet": 3},
+    again = evaluate.run_benchmark(["unet"], "smoke", image_size=SIZE, num_test=4, train_steps={"unet": 3},
                                    runs=runs / "again", device="cpu")
     assert torch.equal(again.result("unet").predictions, bench.result("unet").predictions)
     assert again.result("unet").per_image == bench.result("unet").per_image
@@ -163,10 +163,10 @@ def test_bad_method_names_get_a_clear_error():
     assert "ml_vqgan" not in evaluate.all_methods() and "bs_ldm" in evaluate.all_methods()
 
 
-def test_steps_parsing():
-    assert evaluate.parse_steps(["200", "unet=50"]) == {"all": 200, "unet": 50}
-    with pytest.raises(ValueError, match="--steps 'unet=lots': give a positive step count"):
-        evaluate.parse_steps(["unet=lots"])
+def test_train_steps_parsing():
+    assert evaluate.parse_train_steps(["200", "unet=50"]) == {"all": 200, "unet": 50}
+    with pytest.raises(ValueError, match="--train-steps 'unet=lots': give a positive number of training steps"):
+        evaluate.parse_train_steps(["unet=lots"])
     assert evaluate.scaled_steps(50, "vae", {}, 4.0) == 200
     assert evaluate.scaled_steps(50, "vae", {"vae": 7}, 4.0) == 7
 
@@ -242,7 +242,7 @@ def test_command_line(tmp_path, capsys):
                  "--runs-dir", str(tmp_path / "runs"), "--output", str(stem), "--no-figures"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "### Whole image" in printed and evaluate.LABELS[IDENTITY] in printed
+    assert "### Whole image" in printed and evaluate.label_of(IDENTITY) in printed
     report = stem.with_name("cli.md").read_text(encoding="utf-8")
     assert "benchmark" in report and "--image-size" in report and "2 images at 64²" in report
     assert stem.with_name("cli_split.json").is_file() and not stem.with_name("cli_cases.png").exists()
