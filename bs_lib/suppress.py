@@ -14,8 +14,8 @@
 * A before/after figure (radiograph, soft tissue, removed bone) is written
   beside each result unless ``--no-figures``.
 * A diffusion checkpoint samples as its config says (the ``full`` config:
-  the official 1 000 DDPM steps) unless ``--sampler``, ``--steps``,
-  ``--spacing`` or ``--threshold`` say otherwise, e.g. ``--sampler ddim --steps 20``, which
+  the official 1 000 DDPM steps) unless ``--sampler``, ``--sampling-steps``,
+  ``--spacing`` or ``--threshold`` say otherwise, e.g. ``--sampler ddim --sampling-steps 20``, which
   (on trailing timesteps, the default) scores as well as the 1 000 steps on the course's
   benchmark (``benchmarks/results/bs_ldm_samplers_smoke_128.md``) in a fiftieth of the time.
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,8 @@ load_suppressor = load_trained  # (checkpoint, device=None, use_ema=True) -> (ob
 
 
 @torch.no_grad()
-def suppress_image(objective, image: np.ndarray, working_size: int, seed: int = 0, **sampling) -> np.ndarray:
+def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: int, seed: int = 0,
+                   **sampling: object) -> np.ndarray:
     """(1, H, W) radiograph in [0, 1] → (1, H, W) soft-tissue estimate, at the input's size.
 
     ``sampling`` (diffusion models only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``.
@@ -116,9 +118,10 @@ class SuppressionReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, working_size: int | None = None,
-                   seed: int = 0, figures: bool = True, overwrite: bool = False, device=None,
-                   sampling: dict | None = None) -> SuppressionReport:
+def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_dir: str | Path, *,
+                   negative: bool = False, working_size: int | None = None, seed: int = 0, figures: bool = True,
+                   overwrite: bool = False, device: str | torch.device | None = None,
+                   sampling: Mapping[str, object] | None = None) -> SuppressionReport:
     """Suppress every input image and write ``<name>_suppressed.png`` (+ ``<name>_before_after.png``).
 
     Each input is read on its own: one that cannot be read (empty, truncated,
@@ -142,10 +145,10 @@ def suppress_files(checkpoint, inputs, output_dir, *, negative: bool = False, wo
     objective, config = load_suppressor(checkpoint, device)
     sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
-        raise ValueError(f"--steps must be at least 1, got {sampling['sampling_steps']}.")
+        raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
     if sampling and not accepts_generator(objective.predict):
-        raise ValueError(f"--sampler, --steps, --spacing and --threshold apply to diffusion checkpoints (BS-LDM); "
-                         f"{checkpoint} is a {config.method!r} model, which predicts in one pass: drop them.")
+        raise ValueError(f"--sampler, --sampling-steps, --spacing and --threshold apply to diffusion checkpoints "
+                         f"(BS-LDM); {checkpoint} is a {config.method!r} model, which predicts in one pass: drop them.")
     size = working_size or config.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
     report = SuppressionReport()
@@ -182,10 +185,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative", action="store_true", help="the inputs are negatives (bone dark)")
     parser.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (diffusion models)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
-                        help="diffusion models: ddpm, ddim or dpm++2m (default: the checkpoint's config)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                        help=f"diffusion models: {', '.join(SAMPLERS)} (default: the checkpoint's config)")
+    parser.add_argument("--sampling-steps", type=int, default=None,
                         help="diffusion models: sampling steps (default: the checkpoint's config)")
+    parser.add_argument("--steps", type=int, default=None, dest="renamed_steps",
+                        help=argparse.SUPPRESS)  # the old name of --sampling-steps, still understood
     parser.add_argument("--spacing", choices=SPACINGS, default=None,
                         help="diffusion models: where a shorter chain's steps lie, leading or trailing "
                              "(default: the checkpoint's config)")
@@ -197,10 +202,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "renamed_steps", None) is not None:
+        print("--steps is now --sampling-steps; the old name still works for now.", file=sys.stderr)
+        if args.sampling_steps is None:
+            args.sampling_steps = args.renamed_steps
     report = suppress_files(args.checkpoint, args.inputs, args.output, negative=args.negative,
                             working_size=args.size, seed=args.seed, figures=not args.no_figures,
                             overwrite=args.overwrite, device=args.device,
-                            sampling={"sampler": args.sampler, "sampling_steps": args.steps,
+                            sampling={"sampler": args.sampler, "sampling_steps": args.sampling_steps,
                                       "spacing": args.spacing, "threshold": args.threshold})
     print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
     if not report.failed:

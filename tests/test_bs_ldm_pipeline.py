@@ -92,7 +92,7 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
     _write(image, np.random.default_rng(2).uniform(0.2, 0.8, (64, 64)), 8)
     suppress_files(run_dir, [image], tmp_path / "config", figures=False, device="cpu")
     assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / "dpm"), "--no-figures",
-                     "--device", "cpu", "--sampler", "dpm++2m", "--steps", "5", "--spacing", "leading"]) == 0
+                     "--device", "cpu", "--sampler", "dpm++2m", "--sampling-steps", "5", "--spacing", "leading"]) == 0
     own, _ = io.read_image(tmp_path / "config" / "a_suppressed.png")
     changed, _ = io.read_image(tmp_path / "dpm" / "a_suppressed.png")
     objective, _ = load_suppressor(run_dir, device="cpu")
@@ -101,7 +101,7 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
     trailing = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5)
     assert np.abs(changed - expected).max() <= 1 / 255 + 1e-6 and np.abs(changed - own).max() > 1 / 255
     assert np.abs(changed - trailing).max() > 1 / 255  # the spacing was passed on
-    with pytest.raises(ValueError, match="--steps must be at least 1"):
+    with pytest.raises(ValueError, match="--sampling-steps must be at least 1"):
         suppress_files(run_dir, [image], tmp_path / "zero", device="cpu", sampling={"sampling_steps": 0})
 
 

@@ -1,5 +1,6 @@
 """``bs-lib sample`` on a folder: every readable file is suppressed, unreadable ones are reported at the end."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bs_lib import cli
+from bs_lib import cli, suppress
+from bs_lib.diffusion import SAMPLERS
 from bs_lib.engine import TrainConfig, Trainer
 from bs_lib.suppress import SuppressionReport, suppress_files
 
@@ -77,3 +79,23 @@ def test_sample_exits_0_when_every_input_was_suppressed(tiny_run, mixed_folder, 
                      "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert "wrote 1 suppressed image(s)" in captured.out and "could not read" not in captured.err
+
+
+def test_sampling_steps_is_the_flag_and_steps_its_old_name_that_still_works(monkeypatch, capsys):
+    given = {}
+
+    def record(checkpoint, inputs, output, **options):
+        given.update(options["sampling"])
+        return SuppressionReport()
+
+    monkeypatch.setattr(suppress, "suppress_files", record)
+    assert cli.main(["sample", "run", "x.png", "--output", "out", "--sampling-steps", "7"]) == 0
+    assert given["sampling_steps"] == 7 and "--steps" not in capsys.readouterr().err
+    assert cli.main(["sample", "run", "x.png", "--output", "out", "--steps", "5", "--sampler", "dpm++2m"]) == 0
+    assert (given["sampling_steps"], given["sampler"]) == (5, "dpm++2m")
+    assert capsys.readouterr().err.strip() == "--steps is now --sampling-steps; the old name still works for now."
+    parser = argparse.ArgumentParser()
+    suppress.add_arguments(parser)
+    usage = parser.format_help()
+    assert "--sampling-steps" in usage and "--steps " not in usage  # the old name is hidden
+    assert all(name in usage for name in SAMPLERS)  # the choices come from the registry
