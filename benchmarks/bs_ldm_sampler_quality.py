@@ -49,19 +49,19 @@ SHOWN_SCALE = {"bsr_symmetric": 100.0}  # BSR is a fraction per image, shown in 
 
 @dataclass(frozen=True)
 class Sampler:
-    method: str  # "ddpm", "ddim" or "dpm++2m"
-    steps: int | None  # None: every one of the schedule's 1 000 steps
+    sampler: str  # a name in bs_lib.diffusion.SAMPLERS: "ddpm", "ddim" or "dpm++2m"
+    sampling_steps: int | None  # None: every one of the schedule's 1 000 steps
     threshold: str  # "tat" or "none"
     seed_offset: int = 0  # another draw of the same sampler
     spacing: str = "leading"  # where a shorter chain's steps lie: "leading" or "trailing"
 
     @property
     def evaluations(self) -> int:
-        return 1000 if self.steps is None else self.steps
+        return 1000 if self.sampling_steps is None else self.sampling_steps
 
     @property
     def name(self) -> str:
-        name = f"{self.method.upper()} {self.evaluations}" + (f" {self.spacing}" if self.steps else "")
+        name = f"{self.sampler.upper()} {self.evaluations}" + (f" {self.spacing}" if self.sampling_steps else "")
         name += " + TAT" if self.threshold == "tat" else ""
         return name + (f", seed +{self.seed_offset}" if self.seed_offset else "")
 
@@ -79,12 +79,12 @@ def samplers(ddim_steps: list[int], dpm_steps: list[int] = (), trailing_steps: l
     """The reference, a second draw of it, DDPM without thresholding, then DDIM and DPM-Solver++, many steps to few:
     on leading timesteps with TAT and without, then on trailing timesteps with TAT."""
     chosen = [REFERENCE, Sampler("ddpm", None, "tat", seed_offset=1), Sampler("ddpm", None, "none")]
-    for method, step_counts in (("ddim", ddim_steps), ("dpm++2m", dpm_steps)):
+    for sampler, step_counts in (("ddim", ddim_steps), ("dpm++2m", dpm_steps)):
         for steps in sorted(set(step_counts), reverse=True):
-            chosen += [Sampler(method, steps, "tat"), Sampler(method, steps, "none")]
-    for method in ("ddim", "dpm++2m"):
+            chosen += [Sampler(sampler, steps, "tat"), Sampler(sampler, steps, "none")]
+    for sampler in ("ddim", "dpm++2m"):
         for steps in sorted(set(trailing_steps), reverse=True):
-            chosen.append(Sampler(method, steps, "tat", spacing="trailing"))
+            chosen.append(Sampler(sampler, steps, "tat", spacing="trailing"))
     return chosen
 
 
@@ -92,7 +92,7 @@ def sampler_method(objective, sampler: Sampler, budget: evaluate.TrainingBudget,
     """The trained BS-LDM, sampling with ``sampler`` instead of its config's."""
 
     def predict(cxr, masks, generator):
-        return objective.predict(cxr, generator, sampler=sampler.method, sampling_steps=sampler.steps,
+        return objective.predict(cxr, generator, sampler=sampler.sampler, sampling_steps=sampler.sampling_steps,
                                  spacing=sampler.spacing, threshold=sampler.threshold)
 
     return evaluate.Method(sampler.name, sampler.name, "diffusion", predict, budget, device)
@@ -108,7 +108,7 @@ def summarise(results: dict[str, evaluate.MethodResult], chosen: dict[str, Sampl
         row = {"method": name, "evaluations": sampler.evaluations if sampler else 0,
                "seconds_per_image": result.seconds_per_image}
         if sampler:
-            row |= {"sampler": sampler.method, "spacing": sampler.spacing, "threshold": sampler.threshold}
+            row |= {"sampler": sampler.sampler, "spacing": sampler.spacing, "threshold": sampler.threshold}
         for metric in COMPARED:
             row[metric] = float(result.values(metric).mean())
             if name != REFERENCE.name:
