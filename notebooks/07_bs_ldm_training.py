@@ -161,7 +161,7 @@ plt.show()
 # $\bar\alpha$ exactly 0, and the clipped chain keeps a trace of the signal.
 
 # %%
-T = schedule.num_steps
+T = schedule.train_timesteps  # T, the training chain's length; a sampler visits sampling_steps of it
 
 
 def f(tau, s=0.008):
@@ -279,14 +279,16 @@ check(cosine < -0.8, f"at t = {t_check} the network's ε̂ points against the ex
 #   $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\varepsilon$, and can
 #   jump: 20 steps instead of 1 000.
 #
-# Both are `bs_lib.diffusion.sample`, with the equations in its docstring.
+# Both go through one loop, `bs_lib.diffusion.sample`; each sampler is one class with one `step`
+# (`bs_lib.diffusion.DDPM`, `bs_lib.diffusion.DDIM`, with the equations in their docstrings), chosen
+# by name with `sampler=` and run for `sampling_steps=` steps (notebook 08 opens one up).
 
 # %%
 toy.eval()
 results = {}
-for label, method, steps in (("DDPM, 1000 steps", "ddpm", None), ("DDIM, 20 steps", "ddim", 20)):
+for label, sampler, steps in (("DDPM, 1000 steps", "ddpm", None), ("DDIM, 20 steps", "ddim", 20)):
     started = time.perf_counter()
-    samples = diffusion.sample(toy, (2000, 2), schedule, method=method, num_steps=steps,
+    samples = diffusion.sample(toy, (2000, 2), schedule, sampler=sampler, sampling_steps=steps,
                                generator=torch.Generator().manual_seed(SEED)).sample
     results[label] = (samples, time.perf_counter() - started)
 
@@ -585,7 +587,7 @@ def training_step(unet, batch):
     """BS-LDM's ε-prediction loss on one batch, written out (random draws from torch's global generator)."""
     z_s, z_c = ldm.latents(batch)  # the frozen encoder: target and condition latents
     n, channels = z_s.shape[:2]
-    t = torch.randint(0, ldm.schedule.num_steps, (n,), device=z_s.device)  # t ~ U{0, …, T−1}
+    t = torch.randint(0, ldm.schedule.train_timesteps, (n,), device=z_s.device)  # t ~ U{0, …, T−1}
     eps = torch.randn(z_s.shape, device=z_s.device)  # ε₀ ~ N(0, I)
     eps = eps + ldm.settings.offset_noise * torch.randn(n, channels, 1, 1, device=z_s.device)  # + λ ε_b
     a = ldm.schedule.alpha_bar.to(z_s)[t].view(n, 1, 1, 1)  # ᾱ_t
@@ -856,7 +858,7 @@ def train_toy(chosen, steps=TOY_STEPS, seed=SEED):
 radii = {}
 for label, chosen in (("cosine", schedule), ("linear", linear)):
     network = toy if label == "cosine" else train_toy(linear)
-    drawn = diffusion.sample(network, (2000, 2), chosen, method="ddim", num_steps=20,
+    drawn = diffusion.sample(network, (2000, 2), chosen, sampler="ddim", sampling_steps=20,
                              generator=torch.Generator().manual_seed(SEED), show_progress=False).sample.norm(dim=1)
     radii[label] = {"radius": f"{drawn.mean():.2f} ± {drawn.std():.2f}",
                     "timesteps with √ᾱ_t < 0.1": f"{float((chosen.alpha_bar.sqrt() < 0.1).double().mean()):.0%}"}

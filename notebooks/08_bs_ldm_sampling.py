@@ -85,6 +85,7 @@ print(config.environment_report())
 print(run)
 
 # %%
+import inspect
 import math
 import time
 
@@ -185,7 +186,7 @@ def sample_by_hand(z_cxr, steps, generator, omega=1.4, rate=0.003, start=None):
 
     ``omega`` and ``rate`` may be tensors shaped (N, 1, 1, 1): one clamp per sample. ``start`` replaces x_T.
     """
-    T = schedule.num_steps
+    T = schedule.train_timesteps  # the training chain's length, 1 000
     chain = [round(T - j * T / steps) - 1 for j in range(steps)]  # trailing: T−1 first
     x = torch.randn(z_cxr.shape, generator=generator, device=z_cxr.device) if start is None else start  # x_T
     for j, t in enumerate(chain):
@@ -206,8 +207,27 @@ check(gap < 1e-3 * max(1.0, float(theirs.abs().max())),
       f"largest difference {gap:.1e}")
 
 # %% [markdown]
-# And one step against `diffusion.ddim_step`, the library's, at a timestep in the
-# middle of the chain, where the clamp does not bind:
+# ### The library's samplers: one class each, one interface
+# In `bs_lib.diffusion` each sampler is one class in its own file (`ddpm.py`,
+# `ddim.py`, `dpm_solver.py`), behind one small interface, `diffusion.Sampler`:
+#
+# * `timesteps()`: the decreasing timesteps it visits (`sampling_steps` of them, placed by `spacing`);
+# * `step(x_t, x0, t, t_prev)`: one move $x_t \to x_{t'}$ given the (thresholded) $\hat x_0$;
+# * `reset()`: forget any state before the next sample (DPM-Solver++ keeps the previous $\hat x_0$).
+#
+# The loop around them, `diffusion.sample`, is the same for all: predict
+# $\hat\varepsilon$, estimate and threshold $\hat x_0$, step. A class names
+# itself when it is defined, and that registers it: `sampler="ddim"` finds it.
+# Here is DDIM's: the step written out above, less the clamp (the loop's
+# job, before the step) and plus $\eta$, fresh noise per step (0 in BS-LDM):
+
+# %%
+print(inspect.getsource(diffusion.DDIM))
+print("registered:", ", ".join(f"{name!r} → {cls.__name__}" for name, cls in diffusion.SAMPLERS.items()))
+
+# %% [markdown]
+# And one step against it at a timestep in the middle of the chain, where the
+# clamp does not bind:
 
 # %%
 x_t = torch.randn(z_cxr.shape, generator=seeded(), device=z_cxr.device)
@@ -216,10 +236,10 @@ step = torch.full((len(x_t),), t, device=x_t.device)
 with torch.no_grad():
     eps_hat = ldm.unet(torch.cat([x_t, z_cxr], dim=1), step)
 library_x0 = schedule.predict_x0(x_t, eps_hat, step)
-library_next = diffusion.ddim_step(x_t, library_x0, schedule.predict_eps(x_t, library_x0, step), t, t_next, schedule)
+library_next = diffusion.DDIM(schedule).step(x_t, library_x0, t, t_next)
 our_next = ddim_step(x_t, eps_hat, t, t_next, limit=math.inf)
 check(torch.allclose(our_next, library_next, atol=1e-4),
-      f"one DDIM step, t = {t} → {t_next}: the same x_t' as diffusion.ddim_step, to "
+      f"one DDIM step, t = {t} → {t_next}: the same x_t' as diffusion.DDIM's step, to "
       f"{float((our_next - library_next).abs().max()):.0e}")
 
 # %% [markdown]
@@ -325,7 +345,7 @@ explore(draw_sample, threshold=["tat", "none", "static", "dynamic"], limit=(0.5,
 # \qquad h = \lambda_{t'}-\lambda_t,\ r = h_{prev}/h,$$
 #
 # a second-order method for the same one network call per step
-# (`diffusion.dpm_solver_step`).
+# (`diffusion.DPMSolver`, whose state is that previous $\hat x_0$).
 
 # %%
 rows = []
@@ -418,7 +438,7 @@ def perfect_denoiser(x_t, t):
 spacing_rows = []
 for spacing in diffusion.SPACINGS:
     for steps in STEP_COUNTS:
-        toy = diffusion.sample(perfect_denoiser, (16, 4, 16, 16), schedule, num_steps=steps, spacing=spacing,
+        toy = diffusion.sample(perfect_denoiser, (16, 4, 16, 16), schedule, sampling_steps=steps, spacing=spacing,
                                generator=torch.Generator().manual_seed(SEED), show_progress=False).sample
         trained = ldm.predict(cxr, seeded(), sampler="ddim", sampling_steps=steps, spacing=spacing)
         spacing_rows.append({**score(trained, f"ddim {steps} {spacing}"), "spacing": spacing, "steps": steps,
@@ -560,7 +580,7 @@ check(len(ablation) == 6 and ablation.notna().all().all(),
 #    Doubling the steps halves DDIM's error (the ratio stays close to 2): first order. DPM-Solver++ is one to
 #    two orders of magnitude more accurate at every step count, but its error does not fall by a clean
 #    factor of four: its last step, into t = 0, is first order across a large jump in λ (see
-#    `diffusion.dpm_solver_step`) and sets the error.
+#    `diffusion.DPMSolver`) and sets the error.
 #    </details>
 #
 # 4. ★★ Sample the trained model with 20 DDIM steps and no threshold (`threshold="none"`), once on trailing
@@ -644,10 +664,10 @@ for steps in (25, 50, 100, 200):
     start = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(SEED))
     a0 = cosine.alpha_bar_at(diffusion.sampling_timesteps(1000, steps)[0])
     exact = mu_toy + s_toy * (start - a0**0.5 * mu_toy) / (a0 * s_toy**2 + 1 - a0) ** 0.5
-    errors[steps] = {method: (diffusion.sample(exact_eps, start.shape, cosine, method=method, num_steps=steps,
-                                               generator=torch.Generator().manual_seed(SEED),
-                                               show_progress=False).sample - exact).abs().max().item()
-                     for method in ("ddim", "dpm++2m")}
+    errors[steps] = {sampler: (diffusion.sample(exact_eps, start.shape, cosine, sampler=sampler,
+                                                sampling_steps=steps, generator=torch.Generator().manual_seed(SEED),
+                                                show_progress=False).sample - exact).abs().max().item()
+                     for sampler in ("ddim", "dpm++2m")}
 orders = pd.DataFrame(errors).T.rename_axis("steps")
 orders.join((orders.shift(1) / orders).add_suffix(": error ÷ error at half the steps")).round(6)
 
