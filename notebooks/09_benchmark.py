@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 60–90 s (phantom, 64², a quarter of each smoke budget, 8 test images) |
-# | `colab` | one T4 GPU | ≈ 1–2 h (256², every colab config, 64 test images) |
+# | `colab` | one T4 GPU | under 1 h (256², 64 test images; run alone: ¼ of the steps where no run is finished) |
 # | `full` | one A100/H100 | days (1024², every full config) |
 #
 # ## Learning goals
@@ -87,7 +87,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from bs_lib import evaluate, metrics
+from bs_lib import evaluate, metrics, runs
 from bs_lib.claims import check
 
 SIZE = run.profile.image_size
@@ -95,6 +95,7 @@ SMOKE = PROFILE == "smoke"
 DATASET = "szch-x-rays" if PROFILE == "full" else "phantom"  # the test split of the data the configs train on
 NUM_TEST = 8 if SMOKE else evaluate.DEFAULT_TEST_IMAGES[PROFILE]  # None: the whole test split
 STEPS_SCALE = 1 / 4 if SMOKE else 1.0  # smoke: a quarter of each config's (already tiny) budget
+SHORTENED = 1 / 4  # colab, run alone: methods without a finished run train a quarter of their steps (< 1 h on a T4)
 OUTPUT = pathlib.Path(tempfile.mkdtemp(prefix="bs-09-")) / f"benchmark_{PROFILE}_{SIZE}"
 started = time.perf_counter()
 
@@ -158,7 +159,11 @@ check(saved["unit"] == "patient" and len(saved["splits"]["test"]) == len(samples
 #
 # In `smoke`, training everything at full smoke budget would take minutes on a CPU, so each
 # method gets a quarter of its smoke steps, and BS-LDM joins only when notebooks 06–08 have
-# left finished runs on this machine. The committed results of section 6 use four times the
+# left finished runs on this machine. In `colab`, the runs of notebooks 03–08 are reused when
+# they are here (Drive mounted); run alone, every method without a finished run trains for a
+# quarter of its colab steps, so the notebook fits in an hour on a T4. The cell says which
+# methods that was, and their rows (Cost table) show the shorter budget: those numbers
+# measure a quarter of the training, not the recipe. The committed results of section 6 use four times the
 # smoke budgets, at 128². On the command line the run of this cell is
 #
 # ```
@@ -167,14 +172,24 @@ check(saved["unit"] == "patient" and len(saved["splits"]["test"]) == len(samples
 
 # %%
 methods = evaluate.all_methods()
-if SMOKE and not evaluate.bs_ldm_ready(PROFILE, seed=SEED, image_size=SIZE, suffix="-for-08"):
+bs_ldm_finished = runs.finished_bs_ldm(PROFILE, seed=SEED, image_size=SIZE, own_suffix=runs.NOTEBOOK_08) is not None
+if SMOKE and not bs_ldm_finished:
     methods.remove("bs_ldm")
     print("BS-LDM left out: no finished runs of notebooks 06-08 here (run them first, or see section 6)")
+TRAIN_STEPS = {}
+if PROFILE == "colab":
+    TRAIN_STEPS = evaluate.shortened_budgets(methods, PROFILE, image_size=SIZE, seed=SEED, runs=config.runs_dir(),
+                                             fraction=SHORTENED, bs_ldm_suffix=runs.NOTEBOOK_08)
+    shortened = [m for m in methods if m in TRAIN_STEPS]
+    if shortened:
+        print(f"no finished runs for {', '.join(shortened)}: trained here at a quarter of their colab steps, "
+              f"so their rows measure that shorter training")
 print("methods:", ", ".join(methods))
 
 result = evaluate.run_benchmark(methods, PROFILE, image_size=SIZE, num_test=NUM_TEST, seed=SEED,
-                                steps_scale=STEPS_SCALE, runs=config.runs_dir(), device=run.device,
-                                dataset=DATASET, split_file=split_file, bs_ldm_suffix="-for-08",
+                                train_steps=TRAIN_STEPS, steps_scale=STEPS_SCALE, runs=config.runs_dir(),
+                                device=run.device, dataset=DATASET, split_file=split_file,
+                                bs_ldm_suffix=runs.NOTEBOOK_08,
                                 command=f"notebooks/09_benchmark.ipynb (PROFILE={PROFILE!r}, SEED={SEED})")
 print(f"benchmark done in {time.perf_counter() - started:.0f} s")
 
@@ -319,14 +334,25 @@ check(inflated > honest, f"the wrap-around lifts doing nothing from {honest:.1f}
 # dozen steps; the ranking says which *recipe* learns fastest on a toy, not which
 # *architecture* is best. The standard deviations describe the spread over these few test
 # images, not the uncertainty of the method: another seed or another training run moves
-# the means too, often by more than the gaps between neighbours. Two rows whose means lie
-# within one standard deviation of each other are, for this table, a tie.
+# the means too, often by more than the gaps between neighbours. Nor do overlapping ± bands
+# make two rows a tie: the spread between easy and hard images is shared by every method. The
+# question is answered image by image, with the paired bootstrap interval of the difference
+# (`evaluate.paired_difference`): an interval that contains 0 means no detectable difference
+# on these images, one that excludes 0 a difference of this sign (for this training run).
 
 # %%
 budget = pd.DataFrame({r.label: {"images seen": r.budget.images_seen, "train time (s)": r.budget.wall_time_s,
                                  "PSNR gain over identity (dB)": r.summary()["psnr"][0] - identity.summary()["psnr"][0]}
                        for r in result.results if r.budget.steps}).T
 budget.sort_values("images seen").round(2)
+
+# %%
+first, second = result.ranked()[:2]
+gap, low_gap, high_gap = evaluate.paired_difference(first.values("psnr"), second.values("psnr"))
+verdict = "no detectable difference" if low_gap <= 0 <= high_gap else "a detectable difference"
+print(f"{first.label} − {second.label}: {evaluate.format_difference(gap, low_gap, high_gap)} dB PSNR "
+      f"(95 % paired bootstrap interval over {len(samples)} images): {verdict}")
+check(low_gap <= gap <= high_gap, "the mean difference of the two leading rows lies inside its own interval")
 
 # %% [markdown]
 # ## 6 · A larger budget: the committed results
@@ -353,7 +379,8 @@ display(table[columns].round(3))
 # The six real sample pairs (SZCH-X-Rays radiographs with their dual-energy soft-tissue
 # images, downloaded on first use from their public repositories, no account needed)
 # answer it, measured by the same code, beside doing nothing. Six images make wide
-# intervals, and these pairs have no lung masks, so only whole-image numbers are shown.
+# intervals, and these pairs have no lung masks, so only whole-image numbers are shown (the
+# benchmark never lends the phantom's lung mask to a real image), per source as well.
 # Read the gain column with its interval: a model that learned bone on the phantom may
 # shift real grey levels or add structure that is not bone, and then does *worse* than
 # doing nothing.
@@ -364,15 +391,18 @@ from bs_lib.datasets import real_pairs
 if real_pairs(size=SIZE) is not None:
     maskless = [m for m in methods if m != "mask_guided_subtraction"]  # it needs bone masks: real images have none
     on_real = evaluate.run_benchmark(maskless, PROFILE, image_size=SIZE, num_test=None, seed=SEED,
-                                     steps_scale=STEPS_SCALE, runs=config.runs_dir(), device=run.device,
-                                     dataset="real-pairs", bs_ldm_suffix="-for-08",
+                                     train_steps=TRAIN_STEPS, steps_scale=STEPS_SCALE, runs=config.runs_dir(),
+                                     device=run.device, dataset="real-pairs", bs_ldm_suffix=runs.NOTEBOOK_08,
                                      command=f"notebooks/09_benchmark.ipynb, real pairs (PROFILE={PROFILE!r})")
     real_table = pd.DataFrame([{"method": row["label"], "PSNR (dB)": row["psnr_mean"],
                                 "BSR sym.": row["bsr_symmetric_mean"],
                                 "Δ PSNR vs identity [95 % CI]": evaluate.format_difference(
                                     *row["psnr_gain_over_identity"]) if "psnr_gain_over_identity" in row else "—"}
                                for row in on_real.summary_rows()]).set_index("method")
+    print(f"data: {on_real.data}; {on_real.lung_note()}")
     display(real_table.round(3))
+    if len(on_real.sources()) > 1:
+        display(Markdown(evaluate.markdown_table(*on_real.table("source"))))
 else:
     print("Section 7 needs the real sample pairs (see the line above): skipped.")
 
