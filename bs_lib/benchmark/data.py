@@ -56,7 +56,7 @@ class FolderPairs:
     :func:`~bs_lib.datasets.discover_pair_folders`, and its source is the folder's name.
     """
 
-    def __init__(self, root: str | Path, size: int | None = None):
+    def __init__(self, root: str | Path, size: int | None = None) -> None:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"--dataset {root}: no such folder (give a registered dataset, e.g. "
@@ -80,7 +80,7 @@ class FolderPairs:
         return sample
 
 
-def held_out_set(dataset: str, image_size: int, seed: int, num_images: int | None):
+def held_out_set(dataset: str, image_size: int, seed: int, num_images: int | None) -> Any:
     """The test split of ``dataset`` (a name or a folder of pairs) at ``image_size``."""
     if is_folder(dataset):
         return FolderPairs(dataset, size=image_size)
