@@ -12,7 +12,7 @@ fetch         how bytes arrive: resumable, checksummed downloads, offline switch
 download      the dataset registry: Kaggle / Hugging Face / public-file downloads, safe extraction
 resources     the course files outside the package (papers, cards, results), found in a clone or a wheel
 losses        L1/MSE, MS-SSIM + L1, adversarial losses
-diffusion     noise schedule, offset noise, thresholds, DDPM/DDIM samplers
+diffusion     noise schedule, offset noise, thresholds, one class per sampler (DDPM, DDIM, DPM-Solver++)
 engine        one training loop for every method: the Objective interface and registry, run configs and
               recipes (``configs/``), checkpoints, the Trainer; it never imports a model
 models        one module per method family, and BS-LDM's two stages; each registers with the engine
