@@ -26,6 +26,7 @@ A chain of ``sampling_steps`` :math:`n < T` steps visits one timestep every
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -80,7 +81,7 @@ def sampling_timesteps(train_timesteps: int, sampling_steps: int | None, spacing
 SAMPLERS: dict[str, type[Sampler]] = {}
 
 
-class Sampler:
+class Sampler(ABC):
     r"""One way down the chain: the timesteps it visits and the step :math:`x_t \to x_{t'}` given :math:`\hat x_0`.
 
     ``sampling_steps`` (``None``: all :math:`T`) and ``spacing`` place the
@@ -91,7 +92,7 @@ class Sampler:
 
     name: ClassVar[str]
 
-    def __init_subclass__(cls, name: str | None = None, **kwargs):
+    def __init_subclass__(cls, name: str | None = None, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if name is not None:
             if name in SAMPLERS:
@@ -101,7 +102,7 @@ class Sampler:
             SAMPLERS[name] = cls
 
     def __init__(self, schedule: NoiseSchedule, sampling_steps: int | None = 50, spacing: str = "leading", *,
-                 eta: float = 0.0, generator: torch.Generator | None = None):
+                 eta: float = 0.0, generator: torch.Generator | None = None) -> None:
         self.schedule = schedule
         self.sampling_steps = sampling_steps
         self.spacing = spacing
@@ -114,10 +115,11 @@ class Sampler:
 
     def reset(self) -> None:
         """Forget whatever the previous sample left behind (nothing, unless the sampler keeps state)."""
+        return None
 
+    @abstractmethod
     def step(self, x_t: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
         r""":math:`x_{t'}` from :math:`x_t` and the (thresholded) clean estimate :math:`\hat x_0`."""
-        raise NotImplementedError
 
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
         """Fresh :math:`z \\sim \\mathcal N(0, I)` shaped like ``x``, from the sampler's generator."""

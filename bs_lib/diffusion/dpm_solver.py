@@ -37,14 +37,12 @@ def half_log_snr(schedule: NoiseSchedule, t: int) -> float:
 
 
 class DPMSolver(Sampler, name="dpm++2m"):
-    """Second-order multistep; its state, ``previous``, is the last step's :math:`\\hat x_0` and step length."""
+    """Second-order multistep: it remembers the last step's :math:`\\hat x_0` and step length."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.reset()
+    previous: tuple[torch.Tensor, float] | None = None  # the state, forgotten before each sample
 
     def reset(self) -> None:
-        self.previous: tuple[torch.Tensor, float] | None = None
+        self.previous = None
 
     def step(self, x_t: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
         if t_prev < 0:
