@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -29,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 10 s |
-# | `colab` | one T4 GPU | ≈ 10 s |
+# | `colab` | one T4 GPU | ≈ 2 min with start-up; nothing to train (estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
 # | `full` | one A100/H100 | ≈ 10 s |
 #
 # ## Prerequisites

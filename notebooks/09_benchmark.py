@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 60–90 s (phantom, 64², a quarter of each smoke budget, 8 test images) |
-# | `colab` | one T4 GPU | under 1 h (256², 64 test images; run alone: ¼ of the steps where no run is finished) |
+# | `colab` | one T4 GPU | ≈ 5 min after notebooks 03–08 with Google Drive mounted, ≈ 39 min alone (methods without a finished run train ¼ of their steps; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
 # | `full` | one A100/H100 | days (1024², every full config) |
 #
 # ## Learning goals
