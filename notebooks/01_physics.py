@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 20 s |
-# | `colab` | one T4 GPU (runs on the CPU) | ≈ 2 min with start-up; nothing to train (estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU (runs on the CPU) | ≈ 2 min, start-up only (estimated: benchmarks/results/colab_times.md) |
 # | `full` | one A100/H100 (runs on the CPU) | ≈ 1 min |
 #
 # ## Prerequisites

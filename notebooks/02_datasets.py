@@ -30,7 +30,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 20 s (phantom + the real sample pairs when present) |
-# | `colab` | one T4 GPU | ≈ 7 min: start-up and about 5 min to download SZCH-X-Rays (741 pairs), which depends on the connection (estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 7 min with a 5 min download (estimated: colab_times.md) |
 # | `full` | one A100/H100 | as `colab` |
 #
 # ## Prerequisites

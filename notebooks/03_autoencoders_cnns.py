@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 20 s (phantom at 64², six tiny models, 50 steps each) |
-# | `colab` | one T4 GPU | ≈ 47 min (256², 3 000 steps for each of six models; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 47 min, six models (estimated: benchmarks/results/colab_times.md) |
 # | `full` | one A100/H100 | hours (1024², 30 000 steps each) |
 #
 # ## Prerequisites

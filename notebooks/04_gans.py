@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 40 s (phantom, 64², 100 steps per model) |
-# | `colab` | one T4 GPU | ≈ 33 min (256², 4 000 steps per model; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 33 min, 4 000 steps a model (estimated: colab_times.md) |
 # | `full` | one A100/H100 | hours (1024², SZCH-X-Rays) |
 #
 # ## Prerequisites

@@ -31,7 +31,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 45 s (phantom, 64², five small training runs) |
-# | `colab` | one T4 GPU | ≈ 24 min (256², teacher, student and the adaptation runs; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 24 min (estimated: benchmarks/results/colab_times.md) |
 # | `full` | one A100/H100 | hours (1024², SZCH-X-Rays) |
 #
 # ## Prerequisites

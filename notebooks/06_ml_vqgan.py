@@ -30,7 +30,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 40 s (phantom, 64², 250 steps) |
-# | `colab` | one T4 GPU | ≈ 48 min (256², 6 000 steps; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 48 min, 6 000 steps (estimated: benchmarks/results/colab_times.md) |
 # | `full` | one A100/H100 | days (1024², the paper's 1 000 epochs) |
 #
 # ## Prerequisites

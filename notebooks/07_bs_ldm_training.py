@@ -30,7 +30,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 60 s (2-D primer, phantom 64², 300 steps) |
-# | `colab` | one T4 GPU | ≈ 25 min after notebook 06 with Google Drive mounted, ≈ 70 min alone (256², 20 000 steps; estimated from FLOP counts, `benchmarks/results/colab_times.md`; an H200 measured 25–32 min) |
+# | `colab` | one T4 GPU | ≈ 25 min after 06 on Drive, 70 alone (estimated: colab_times.md) |
 # | `full` | one or more A100/H100 | days (1024², the paper's 2 500 epochs) |
 #
 # ## Prerequisites

@@ -30,7 +30,7 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 90 s (reuses notebooks 06–07 when they ran; short ablation runs) |
-# | `colab` | one T4 GPU | ≈ 17 min after notebooks 06–07 with Google Drive mounted, ≈ 86 min alone (three 4 000-step ablations; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 17 min after 06–07 on Drive, 86 alone (estimated: colab_times.md) |
 # | `full` | one A100/H100 | hours (1 000-step DDPM at 1024²) |
 #
 # ## Prerequisites

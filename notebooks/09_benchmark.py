@@ -31,8 +31,13 @@
 # | profile | hardware | run time |
 # |---|---|---|
 # | `smoke` | CPU | ≈ 60–90 s (phantom, 64², a quarter of each smoke budget, 8 test images) |
-# | `colab` | one T4 GPU | ≈ 5 min after notebooks 03–08 with Google Drive mounted, ≈ 39 min alone (methods without a finished run train ¼ of their steps; estimated from FLOP counts, `benchmarks/results/colab_times.md`) |
+# | `colab` | one T4 GPU | ≈ 5 min after 03–08 on Drive, 39 alone (estimated: colab_times.md) |
 # | `full` | one A100/H100 | days (1024², every full config) |
+#
+# ## Prerequisites
+# - notebook 01: PSNR, SSIM, the official and the symmetric BSR, the identity baseline;
+# - notebook 02: patient-wise splits and leakage;
+# - notebooks 03–08: the methods being compared (each row links back to its notebook's family).
 #
 # ## Learning goals
 # - run a benchmark whose numbers can be compared: one split, one metric code, one baseline;
@@ -452,7 +457,9 @@ plt.close("all")
 # - Published tables measure other data at another scale: put them beside yours, never in it.
 #
 # ## Exercises
-# 1. Rank the leaderboard by the lung-region symmetric BSR instead of PSNR. Which methods
+# ★ easy, ★★ medium, ★★★ hard.
+#
+# 1. ★ Rank the leaderboard by the lung-region symmetric BSR instead of PSNR. Which methods
 #    move, and why might a method be good on the whole image but not in the lungs?
 #
 #    <details><summary>Solution</summary>
@@ -463,7 +470,7 @@ plt.close("all")
 #    the lung metric sees the ribs, the whole-image mean barely does.
 #    </details>
 #
-# 2. Repeat the benchmark with another seed for two methods, e.g.
+# 2. ★★ Repeat the benchmark with another seed for two methods, e.g.
 #    `evaluate.run_benchmark(["unet", "resnet_bs"], PROFILE, image_size=SIZE, num_test=NUM_TEST, seed=1,
 #    steps_scale=STEPS_SCALE, runs=config.runs_dir(), device=run.device)`. How far do their mean PSNRs
 #    move, compared with the gap between them?
@@ -477,7 +484,7 @@ plt.close("all")
 #    methods; report the spread over several seeds.
 #    </details>
 #
-# 3. Leave a fraction $\alpha$ of the bone in the prediction, $p = g + \alpha b$, for
+# 3. ★★ Leave a fraction $\alpha$ of the bone in the prediction, $p = g + \alpha b$, for
 #    $\alpha = 0, 0.25, \dots, 1$, and plot both BSRs against $\alpha$. Where is the official BSR blind?
 #
 #    <details><summary>Solution</summary>
@@ -497,7 +504,7 @@ plt.close("all")
 #    so it stays high even at $\alpha = 1$, where nothing was suppressed at all.
 #    </details>
 #
-# 4. Time one method on the GPU with and without `torch.cuda.synchronize()` before stopping the
+# 4. ★ Time one method on the GPU with and without `torch.cuda.synchronize()` before stopping the
 #    clock. Why does the unsynchronised time look much faster?
 #
 #    <details><summary>Solution</summary>

@@ -28,6 +28,9 @@
 # | `colab` | one T4 GPU | ≈ 1 min |
 # | `full` | one A100/H100 | ≈ 1 min |
 #
+# ## Prerequisites
+# - notebook NN: what a student must know first, and where it is taught.
+#
 # ## Learning goals
 # - state the first thing a student will be able to do;
 # - and the second.
@@ -87,7 +90,9 @@ check(run.profile.name == PROFILE, f"this run uses the {PROFILE} profile")
 # - what was learned, in three to five bullets.
 #
 # ## Exercises
-# 1. A question with a concrete task.
+# ★ easy, ★★ medium, ★★★ hard.
+#
+# 1. ★ A question with a concrete task.
 #
 #    <details><summary>Solution</summary>
 #

@@ -4,10 +4,11 @@ Every course notebook ``notebooks/NN_topic.ipynb``
 
 * is paired with ``NN_topic.py`` (jupytext ``py:percent``) and the two agree;
 * is committed without outputs, with kernelspec ``python3``;
-* opens with a title, a Colab badge pointing at its own path, learning goals,
+* opens with a title, a Colab badge pointing at its own path, prerequisites, learning goals,
   a setup cell that installs ``bs_lib`` only when missing, a ``parameters``
   cell declaring ``PROFILE``, and a cell calling ``config.setup``;
-* closes with ``## Summary``, ``## Exercises`` and ``## References``;
+* closes with ``## Summary``, ``## Exercises`` (each graded ★ easy, ★★ medium or ★★★ hard)
+  and ``## References``;
 * never hard-codes a CUDA device;
 * states what it checks with :func:`bs_lib.claims.check`, never with a bare
   ``assert`` outside a function;
@@ -40,6 +41,7 @@ RUN_TIME_TABLE = "| profile | hardware | run time |"
 TEMPLATE_PLACEHOLDERS = (
     "One paragraph that tells the story of this notebook",
     "state the first thing a student will be able to do",
+    "what a student must know first, and where it is taught",
     "Prose, a figure, the maths, then the few lines of code",
     "what was learned, in three to five bullets",
     "A question with a concrete task",
@@ -96,6 +98,25 @@ def bare_asserts(source: str) -> list[int]:
             found.append(node.lineno)
         pending.extend(ast.iter_child_nodes(node))
     return sorted(found)
+
+
+EXERCISE = re.compile(r"^(\d+)\. (.*)$")
+
+
+def check_teaching(nb) -> list[str]:
+    """A ``## Prerequisites`` section before the learning goals; every exercise graded with stars."""
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    problems = []
+    prerequisites, goals = text.find("## Prerequisites"), text.find("## Learning goals")
+    if prerequisites < 0 or (goals >= 0 and prerequisites > goals):
+        problems.append("the opening needs a '## Prerequisites' section (what to know first) before "
+                        "'## Learning goals'")
+    exercises = text.split("## Exercises", 1)[1].split("## References", 1)[0] if "## Exercises" in text else ""
+    for line in exercises.splitlines():
+        match = EXERCISE.match(line.strip())
+        if match and not re.match(r"★{1,3} ", match[2]):
+            problems.append(f"exercise {match[1]} has no difficulty: start it with ★, ★★ or ★★★")
+    return problems
 
 
 def check_claims(nb) -> list[str]:
@@ -205,7 +226,8 @@ def check_notebook(ipynb: Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(ipynb, as_version=4)
-    return check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name) + check_claims(nb)
+    return (check_pair(ipynb) + check_stripped(nb) + check_structure(nb, ipynb.name) + check_claims(nb)
+            + check_teaching(nb))
 
 
 def new_notebook(number: int, slug: str, title: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
