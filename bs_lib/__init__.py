@@ -23,6 +23,7 @@ suppress      bone suppression of your own radiographs with a checkpoint
 course        the course's own tooling, above everything else: the ``papers/`` survey (validation, index,
               figures), the notebook conventions, the papermill report, the stress runs, the static site
 claims        ``check(condition, claim)``: a notebook's claim, checked, in one readable line
+diagrams      boxes and arrows for the notebooks' block diagrams
 cli           ``python -m bs_lib ...`` and the ``bs-lib`` console script
 ============= ===================================================================
 

@@ -329,21 +329,7 @@ for label, (samples, _) in results.items():
 # One training step of stage 2, at a glance:
 
 # %%
-def box(axis, x, y, text, colour):
-    """A rounded box of text centred on (x, y); arrows attach to its outline."""
-    return axis.text(x, y, text, ha="center", va="center", fontsize=9,
-                     bbox={"boxstyle": "round,pad=0.5", "facecolor": colour, "edgecolor": "0.3"})
-
-
-def arrow(axis, source, target, text="", dashed=False):
-    """An arrow from box to box, clipped at their outlines, with an optional label above its middle."""
-    (x0, y0), (x1, y1) = source.get_position(), target.get_position()
-    axis.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                  arrowprops={"arrowstyle": "-|>", "color": "0.3", "linestyle": "--" if dashed else "-",
-                              "patchA": source.get_bbox_patch(), "patchB": target.get_bbox_patch()})
-    if text:
-        axis.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.15, text, ha="center", va="bottom", fontsize=8, color="0.2")
-
+from bs_lib.diagrams import arrow, box
 
 figure, axis = plt.subplots(figsize=(13, 4.6))
 axis.set(xlim=(-0.7, 14.9), ylim=(0.2, 5.5))
