@@ -35,6 +35,7 @@ from bs_lib.engine import (
     train_or_reuse,
 )
 from bs_lib.engine.data import collate_tensors
+from bs_lib.engine.distributed import end_processes
 from bs_lib.engine.optim import EMA
 
 __all__ = [  # the names notebooks, benchmarks and bs_lib.evaluate still import from here
@@ -84,4 +85,5 @@ def run(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "step")
         print(f"{config.name}: step {result.final_step}/{config.steps} in {result.wall_time_s:.1f} s "
               f"({result.images_per_s:.1f} images/s); {summary}\ncheckpoint: {result.checkpoint}")
+    end_processes()
     return 0

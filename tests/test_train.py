@@ -529,7 +529,6 @@ def test_sigkilled_run_resumes_to_the_exact_weights(tmp_path):
     assert engine.read_state(ours)["history"] == engine.read_state(theirs)["history"]
 
 
-@pytest.mark.slow
 def launch_two_processes(config: Path, out_dir: Path) -> None:
     """``accelerate launch`` tiny_train.py on two CPU processes (gloo); each writes its final weights to out_dir."""
     launcher = Path(PYTHON).with_name("accelerate")
@@ -544,6 +543,7 @@ def launch_two_processes(config: Path, out_dir: Path) -> None:
     assert launched.returncode == 0, launched.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_on_cpu_end_with_identical_weights(tmp_path):
     config = write_config(tmp_path / "ddp.yaml", tmp_path, steps=4, batch_size=2, data_args={"num_images": 8})
     launch_two_processes(config, tmp_path)

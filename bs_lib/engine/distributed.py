@@ -67,6 +67,14 @@ def process_state(cpu: bool = False) -> PartialState:
     return PartialState(cpu=cpu or (launched_processes > 1 and not torch.cuda.is_available()))
 
 
+def end_processes() -> None:
+    """Wait for every process, then close the process group: a launched process that exits with its
+    group still open can abort at interpreter shutdown (gloo's threads are never joined)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def is_distributed() -> bool:
     """True when this process is one of several in a started process group."""
     return torch.distributed.is_available() and torch.distributed.is_initialized() \
