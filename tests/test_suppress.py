@@ -99,3 +99,39 @@ def test_sampling_steps_is_the_flag_and_steps_its_old_name_that_still_works(monk
     usage = parser.format_help()
     assert "--sampling-steps" in usage and "--steps " not in usage  # the old name is hidden
     assert all(name in usage for name in SAMPLERS)  # the choices come from the registry
+
+
+@pytest.fixture(scope="module")
+def phantom_run(tmp_path_factory) -> Path:
+    """The tiny model with a config that says it learned from the phantom, through random imaging chains."""
+    runs = tmp_path_factory.mktemp("phantom-runs")
+    config = TrainConfig(name="tiny-phantom", method="tiny_train:build_objective", image_size=8, batch_size=4,
+                         steps=1, output_dir=str(runs), data="phantom", data_args={"randomise": True})
+    Trainer(tiny_train.build_objective(config), config, tiny_train.TinyPairs(8, 8)).fit()
+    return runs / config.name
+
+
+def test_sample_says_what_a_checkpoint_learned_from_and_warns_for_the_phantom(phantom_run, tiny_run,
+                                                                               mixed_folder, tmp_path, capsys):
+    good = mixed_folder / "c_good.png"
+    assert cli.main(["sample", str(phantom_run), str(good), "--output", str(tmp_path / "a"), "--no-figures",
+                     "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "learned from: synthetic phantom pairs, seen through random imaging chains" in captured.out
+    assert captured.err.count("warning: This checkpoint learned bone suppression from synthetic phantom") == 1
+    assert "worse" in captured.err and "szch-x-rays" in captured.err
+    assert cli.main(["sample", str(tiny_run), str(good), "--output", str(tmp_path / "b"), "--no-figures",
+                     "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "learned from: pairs from tiny_train:build_dataset (a custom dataset)" in captured.out
+    assert "warning" not in captured.err
+    with pytest.warns(suppress.PhantomOnlyWarning):  # the library call warns too
+        suppress_files(phantom_run, [good], tmp_path / "c", figures=False, device="cpu")
+
+
+def test_training_data_names_the_labelled_source_of_domain_adaptation():
+    adapted = TrainConfig(method="domain_adaptation", data="bs_lib.models.adaptation:adaptation_dataset",
+                          data_args={"source": "phantom", "target": "szch-x-rays"})
+    assert suppress.training_data(adapted) == (
+        "synthetic phantom pairs, adapted to unlabelled szch-x-rays radiographs", True)
+    assert suppress.training_data(TrainConfig(data="szch-x-rays")) == ("szch-x-rays pairs", False)
