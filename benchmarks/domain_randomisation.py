@@ -1,7 +1,7 @@
 """What each part of domain randomisation buys on real radiographs: an ablation, phantom-trained U-Nets.
 
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
-        [--variants plain all no-geometry no-sharpness no-processing no-grey_curve no-noise] [--output FILE.md]
+        [--variants plain all no-bone_contrast no-texture no-geometry ...] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
@@ -24,7 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-VARIANTS = ("plain", "all", "no-geometry", "no-sharpness", "no-processing", "no-grey_curve", "no-noise")
+from bs_lib.augment import PARTS  # noqa: E402  (after the thread setting)
+
+VARIANTS = ("plain", "all", *(f"no-{part}" for part in PARTS))
 
 
 def chain_of(variant: str):

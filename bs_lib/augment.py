@@ -8,7 +8,21 @@ answers with artefacts. Domain randomisation (Tobin et al., 2017) draws the
 imaging chain anew for every training pair, so that what stays constant
 across the draws — the bones — is the only thing worth learning.
 
-One draw is a chain of five parts, each optional (:class:`Randomisation`):
+One draw is a chain of seven parts, each optional (:class:`Randomisation`).
+Two change the anatomy before it is imaged:
+
+``bone_contrast``
+    the bone layer :math:`b = c - s` scaled by a gain
+    :math:`c \mapsto s + g\,(c - s)` (bone density, tube voltage: the
+    phantom's ribs are fainter than real ones, ``bs_lib.realism``'s
+    "bone mean");
+``texture``
+    a random band-pass field (lung parenchyma, vessels) added to both images
+    inside the body: it is soft tissue, so it must stay in the target
+    ("lung texture" in ``bs_lib.realism``; a network that has seen it learns
+    to leave such detail alone).
+
+Five image it:
 
 ``geometry``
     zoom, rotation and shift (patient size and position, field of view);
@@ -40,25 +54,32 @@ from dataclasses import dataclass, fields, replace
 import torch
 import torch.nn.functional as F
 
-PARTS = ("geometry", "sharpness", "processing", "grey_curve", "noise")
+PARTS = ("bone_contrast", "texture", "geometry", "sharpness", "processing", "grey_curve", "noise")
 
 
 @dataclass(frozen=True)
 class Randomisation:
     """Ranges of one imaging chain; a part switched off (``False``) is the identity.
 
+    ``bone_gain``: the bone layer's gain; ``texture_amplitude``, ``texture_scale_px``: the
+    parenchymal field's standard deviation and grain (σ of its band, in pixels of a 256² image);
     ``zoom``, ``rotation_deg``, ``shift``: geometry (shift as a fraction of the side);
     ``blur_px``: σ of the blur, in pixels of a 256² image (scaled with the size);
     ``unsharp_gain``, ``unsharp_radius_px``: edge enhancement (radius scaled like ``blur_px``);
     ``window_low``, ``window_high``, ``gamma``: the grey curve;
-    ``noise``: σ of the white noise.
+    ``noise_sigma``: σ of the white noise.
     """
 
+    bone_contrast: bool = True
+    texture: bool = True
     geometry: bool = True
     sharpness: bool = True
     processing: bool = True
     grey_curve: bool = True
     noise: bool = True
+    bone_gain: tuple[float, float] = (0.7, 1.4)
+    texture_amplitude: tuple[float, float] = (0.0, 0.04)
+    texture_scale_px: tuple[float, float] = (1.0, 3.0)
     zoom: tuple[float, float] = (0.9, 1.25)
     rotation_deg: float = 6.0
     shift: float = 0.06
@@ -68,7 +89,7 @@ class Randomisation:
     window_low: tuple[float, float] = (-0.15, 0.15)
     window_high: tuple[float, float] = (0.8, 1.15)
     gamma: tuple[float, float] = (0.6, 1.6)
-    noise: tuple[float, float] = (0.0, 0.015)
+    noise_sigma: tuple[float, float] = (0.0, 0.015)
 
     def without(self, *parts: str) -> Randomisation:
         """The same chain with ``parts`` switched off (for an ablation)."""
@@ -118,6 +139,22 @@ def _geometry(images: torch.Tensor, chain: Randomisation, generator: torch.Gener
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def anatomy(cxr: torch.Tensor, soft: torch.Tensor, chain: Randomisation,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair with its bone layer rescaled and parenchymal texture added to both images (inside the body)."""
+    if chain.bone_contrast:
+        cxr = soft + _uniform(generator, chain.bone_gain) * (cxr - soft)
+    if chain.texture:
+        scale = cxr.shape[-1] / 256
+        grain = _uniform(generator, chain.texture_scale_px) * scale
+        white = torch.randn(soft.shape, generator=generator, dtype=soft.dtype)
+        band = _gaussian_blur(white[None], grain)[0] - _gaussian_blur(white[None], 4 * grain)[0]
+        field = _uniform(generator, chain.texture_amplitude) * band / band.std().clamp_min(1e-8)
+        body = (soft > 0.05).to(soft.dtype)
+        cxr, soft = cxr + field * body, soft + field * body
+    return cxr.clamp(0, 1), soft.clamp(0, 1)
+
+
 def imaging_chain(images: torch.Tensor, chain: Randomisation, generator: torch.Generator) -> torch.Tensor:
     """One draw of the chain applied alike to every image of (N, 1, H, W) (the radiograph and its target).
 
@@ -140,10 +177,10 @@ def imaging_chain(images: torch.Tensor, chain: Randomisation, generator: torch.G
 
 def randomise(sample: dict, chain: Randomisation, generator: torch.Generator) -> dict:
     """A training pair seen through one random draw of ``chain``; ``sample`` is left unchanged."""
-    pair = torch.stack([sample["cxr"], sample["soft"]])  # (2, 1, H, W): one chain for both
-    cxr, soft = imaging_chain(pair, chain, generator)
+    cxr, soft = anatomy(sample["cxr"], sample["soft"], chain, generator)
+    cxr, soft = imaging_chain(torch.stack([cxr, soft]), chain, generator)  # (2, 1, H, W): one chain for both
     if chain.noise:
-        sigma = _uniform(generator, chain.noise)
+        sigma = _uniform(generator, chain.noise_sigma)
         cxr = (cxr + sigma * torch.randn(cxr.shape, generator=generator)).clamp(0, 1)
     out = {key: value for key, value in sample.items() if key not in ("bone", "masks")}
     out["cxr"], out["soft"] = cxr, soft

@@ -51,10 +51,31 @@ def test_both_images_go_through_the_same_chain():
 
 def test_noise_touches_the_radiograph_only():
     sample = pair()
-    chain = Randomisation(noise=(0.05, 0.05)).without("geometry", "sharpness", "processing", "grey_curve")
+    chain = Randomisation(noise_sigma=(0.05, 0.05)).without(*(part for part in PARTS if part != "noise"))
     out = randomise(sample, chain, torch.Generator().manual_seed(0))
     assert torch.equal(out["soft"], sample["soft"])
     assert 0.03 < float((out["cxr"] - sample["cxr"]).std()) < 0.06
+
+
+def test_bone_contrast_scales_the_bone_layer_and_nothing_else():
+    sample = pair()
+    sample["cxr"] = (sample["soft"] + 0.1 * sample["cxr"]).clamp(0, 0.5)
+    chain = Randomisation(bone_gain=(2.0, 2.0)).without(*(part for part in PARTS if part != "bone_contrast"))
+    out = randomise(sample, chain, torch.Generator().manual_seed(0))
+    assert torch.equal(out["soft"], sample["soft"])
+    assert torch.allclose(out["cxr"] - out["soft"], 2 * (sample["cxr"] - sample["soft"]), atol=1e-6)
+
+
+def test_texture_is_soft_tissue_inside_the_body_the_bone_layer_is_kept():
+    sample = pair()
+    sample["soft"][..., :4] = 0.0  # air beside the body
+    sample["cxr"] = (sample["soft"] + 0.05).clamp(0.1, 0.9) * (sample["soft"] > 0)
+    chain = Randomisation(texture_amplitude=(0.02, 0.02)).without(*(part for part in PARTS if part != "texture"))
+    out = randomise(sample, chain, torch.Generator().manual_seed(0))
+    body = sample["soft"] > 0.05
+    change = out["soft"] - sample["soft"]
+    assert 0.01 < float(change[body].std()) < 0.03 and torch.equal(change[~body], torch.zeros_like(change[~body]))
+    assert torch.allclose(out["cxr"] - out["soft"], sample["cxr"] - sample["soft"], atol=1e-6)
 
 
 def test_bone_and_masks_are_dropped_and_the_sample_is_left_alone():
@@ -75,7 +96,7 @@ def test_draws_are_reproducible_and_differ_from_draw_to_draw():
 
 
 def test_settings_errors_name_the_valid_choices():
-    with pytest.raises(ValueError, match=r"Unknown part.*choose among geometry"):
+    with pytest.raises(ValueError, match=r"Unknown part.*choose among bone_contrast, texture, geometry"):
         Randomisation().without("colour")
     with pytest.raises(ValueError, match=r"unknown key.*'gama'.*valid keys are"):
         Randomisation.from_dict({"gama": [0.5, 2]})
@@ -98,7 +119,7 @@ def test_a_config_randomises_its_training_pairs_only():
 
 def test_the_blur_is_the_same_fraction_of_the_image_at_every_size():
     # σ = 4 px at 256² is σ = 1 px at 64²: an edge spreads over the same fraction of the side
-    chain = Randomisation(blur_px=(4.0, 4.0)).without("geometry", "processing", "grey_curve", "noise")
+    chain = Randomisation(blur_px=(4.0, 4.0)).without(*(part for part in PARTS if part != "sharpness"))
     widths = {}
     for size in (64, 256):
         edge = torch.zeros(1, 1, size, size)
