@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from bs_lib.augment import PARTS  # noqa: E402  (after the thread setting)
+from bs_lib.augment import PARTS  # (after the thread setting)
 
 VARIANTS = ("plain", "all", *(f"no-{part}" for part in PARTS))
 
