@@ -200,6 +200,16 @@ def test_scaled_runs_of_other_methods_keep_their_checkpoints(tmp_path):
     assert config.checkpoint_every == round(colab["checkpoint_every"] * 0.1)
 
 
+def test_randomised_runs_are_their_own_and_their_teacher_is_randomised_too(tmp_path):
+    plain = evaluate.learned_config("distillation", "smoke", image_size=32, seed=0, runs=tmp_path)
+    randomised = evaluate.learned_config("distillation", "smoke", image_size=32, seed=0, runs=tmp_path, randomise=True)
+    assert randomised.name == plain.name + "-randomised" and "randomise" not in plain.data_args
+    assert randomised.data_args["randomise"] is True
+    teacher = randomised.method_args["teacher"]["overrides"]
+    assert teacher["data_args"]["randomise"] is True and teacher["name"] == randomised.name + "-teacher"
+    assert {k: v for k, v in randomised.data_args.items() if k != "randomise"} == plain.data_args
+
+
 def fake_result(name: str, psnr: list[float], bsr_symmetric: list[float], mse: list[float]) -> MethodResult:
     rows = [{"id": f"img{i}", "psnr": p, "bsr_symmetric": b, "mse": m}
             for i, (p, b, m) in enumerate(zip(psnr, bsr_symmetric, mse, strict=True))]

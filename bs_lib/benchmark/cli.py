@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="write <OUTPUT>.md/.html/.csv/.json/_cases.png/_differences.png/_split.json")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--randomise", action="store_true",
+                        help="train the learned methods (not BS-LDM) through random imaging chains, in runs of "
+                             "their own (bs_lib.augment; for testing on real radiographs)")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                                train_steps=train_steps, steps_scale=args.steps_scale, runs=args.runs_dir,
                                device=args.device, dataset=args.dataset, split_file=args.split,
                                split_out=output.with_name(output.name + "_split.json") if output else None,
-                               batch_size=args.batch_size, command=command_line(args))
+                               batch_size=args.batch_size, randomise=args.randomise, command=command_line(args))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -49,7 +49,8 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
                   num_test: int | None = -1, seed: int = 0, train_steps: dict[str, int] | None = None,
                   steps_scale: float = 1.0, runs: str | Path | None = None, device: str | torch.device | None = None,
                   dataset: str = "phantom", split_file: str | Path | None = None, split_out: str | Path | None = None,
-                  batch_size: int = 8, bs_ldm_suffix: str | None = None, command: str = "") -> BenchmarkResult:
+                  batch_size: int = 8, bs_ldm_suffix: str | None = None, randomise: bool = False,
+                  command: str = "") -> BenchmarkResult:
     """Train (or reuse) and evaluate ``methods`` (default: all) on one test split; returns the results.
 
     ``dataset`` is a registered dataset (``"phantom"``, ``"real-pairs"``, ...)
@@ -59,7 +60,9 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
     finished runs of notebooks 06–08, else trains its own under
     ``bs_ldm_suffix`` (default ``-benchmark<size>``); the scale and the
     ``ml_vqgan``/``bs_ldm`` overrides set its two stages' steps (and then
-    only its own runs, named after both budgets, are reused).
+    only its own runs, named after both budgets, are reused). ``randomise``
+    trains the other learned methods through random imaging chains
+    (:mod:`bs_lib.augment`), in runs of their own.
     """
     started = time.perf_counter()
     names = check_method_names(list(methods) if methods else all_methods())
@@ -80,12 +83,14 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
     for name in names:
         course_config.seed_everything(seed)
         method = prepare_method(name, chosen.name, image_size=size, seed=seed, runs=runs, device=device,
-                                train_steps=train_steps, steps_scale=steps_scale, bs_ldm_suffix=bs_ldm_suffix)
+                                train_steps=train_steps, steps_scale=steps_scale, bs_ldm_suffix=bs_ldm_suffix,
+                                randomise=randomise)
         results.append(evaluate_method(method, samples, batch_size=batch_size, seed=seed))
     settings = {"command": command or "bs_lib.benchmark.run_benchmark(...)", "profile": chosen.name,
                 "dataset": dataset, "data_label": data_label(dataset), "image_size": size,
                 "num_test": len(samples), "seed": seed, "methods": names, "train_steps": dict(train_steps or {}),
-                "steps_scale": steps_scale, "split_file": str(split_file) if split_file else "not saved",
+                "steps_scale": steps_scale, "randomise": randomise,
+                "split_file": str(split_file) if split_file else "not saved",
                 "lung_masks": lung_masks_note(samples), "device": str(device),
                 "torch_threads": torch.get_num_threads(), "versions": library_versions(),
                 "test_ids": [str(s["id"]) for s in samples], "total_time_s": time.perf_counter() - started}

@@ -10,6 +10,8 @@ module that knows the notebooks' run names.
 
 A method's training steps: its override (``train_steps[name]``, or
 ``train_steps["all"]``), else its config's steps × ``steps_scale``.
+``randomise=True`` trains every learned method but BS-LDM on pairs seen through
+random imaging chains (:mod:`bs_lib.augment`), in runs of their own.
 """
 
 from __future__ import annotations
@@ -66,13 +68,14 @@ def scaled_steps(steps: int, method: str, train_steps: dict[str, int], steps_sca
 
 def learned_config(method: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
                    train_steps: dict[str, int] | None = None, steps_scale: float = 1.0, data: str | None = None,
-                   **variant: Any) -> TrainConfig:
+                   randomise: bool = False, **variant: Any) -> TrainConfig:
     """The benchmark's :class:`~bs_lib.engine.TrainConfig` for ``method``: its profile config, our size, seed, steps.
 
     The run is named after everything that changes it, so two benchmarks with
     different settings never share (or resume) a run, and a notebook that
     trains with this config (notebook 03) hands its runs to the benchmark.
     ``data`` replaces the config's dataset (the benchmark keeps the config's);
+    ``randomise`` turns on ``data_args.randomise`` (teacher included);
     ``variant`` are further config overrides for a notebook's own variant of
     the method (give it its own ``name``).
     """
@@ -85,15 +88,18 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
                                  **rescheduled(base, steps)}
     if data is not None and data != base.get("data"):
         overrides.update(data=data, name=f"{name}-{data}")
+    if randomise:
+        overrides.update(data_args={"randomise": True}, name=overrides["name"] + "-randomised")
     overrides.update(variant)
     teacher = (base.get("method_args") or {}).get("teacher")
     if method == "distillation" and isinstance(teacher, dict):
-        overrides["method_args"] = {"teacher": teacher_spec(teacher, name, size, seed, train_steps, steps_scale)}
+        overrides["method_args"] = {"teacher": teacher_spec(teacher, overrides["name"], size, seed, train_steps,
+                                                            steps_scale, randomise)}
     return load_config(method, profile, **overrides)
 
 
 def teacher_spec(teacher: dict, student_name: str, size: int, seed: int, train_steps: dict[str, int],
-                 steps_scale: float) -> dict:
+                 steps_scale: float, randomise: bool = False) -> dict:
     """The distillation teacher's spec, trained at the benchmark's size, seed and step scale, in its own run."""
     method, profile = teacher.get("method", "unet"), teacher.get("profile", "smoke")
     own = config_dict(method, profile)
@@ -102,6 +108,8 @@ def teacher_spec(teacher: dict, student_name: str, size: int, seed: int, train_s
     teacher_steps = scaled_steps(own.get("steps", 1000), TEACHER, train_steps, steps_scale)
     overrides.update(name=f"{student_name}-teacher", image_size=size, seed=seed, steps=teacher_steps,
                      method_args=method_args)
+    if randomise:
+        overrides["data_args"] = {**(overrides.get("data_args") or {}), "randomise": True}
     return {**{k: v for k, v in teacher.items() if k != "checkpoint"}, "overrides": overrides,
             "train_if_missing": True}
 
@@ -151,10 +159,10 @@ def method_from_objective(name: str, objective: nn.Module, budget: TrainingBudge
 
 def prepare_learned(name: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
                     device: torch.device, train_steps: dict[str, int] | None = None,
-                    steps_scale: float = 1.0) -> Method:
+                    steps_scale: float = 1.0, randomise: bool = False) -> Method:
     """Train (or reuse) a learned method and load it for inference."""
     config = learned_config(name, profile, image_size=image_size, seed=seed, runs=runs,
-                            train_steps=train_steps, steps_scale=steps_scale)
+                            train_steps=train_steps, steps_scale=steps_scale, randomise=randomise)
     reused = finished_run(config) is not None
     course_config.seed_everything(config.seed)  # the initial weights are drawn when the objective is built
     checkpoint, wall = timed_training(lambda: train_or_reuse(config, build_datasets(config)[0]),
@@ -266,8 +274,8 @@ def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: t
 
 def prepare_method(name: str, profile: str, *, image_size: int | None, seed: int, runs: Path, device: torch.device,
                    train_steps: dict[str, int] | None = None, steps_scale: float = 1.0,
-                   bs_ldm_suffix: str | None = None) -> Method:
-    """The method ``name`` ready to predict (trained first when it learns)."""
+                   bs_ldm_suffix: str | None = None, randomise: bool = False) -> Method:
+    """The method ``name`` ready to predict (trained first when it learns; BS-LDM never randomised)."""
     if name == IDENTITY:
         return identity_method()
     if name in manual_methods():
@@ -276,7 +284,7 @@ def prepare_method(name: str, profile: str, *, image_size: int | None, seed: int
         return prepare_bs_ldm(profile, image_size=image_size, seed=seed, device=device, suffix=bs_ldm_suffix,
                               runs=runs, train_steps=train_steps, steps_scale=steps_scale)
     return prepare_learned(name, profile, image_size=image_size, seed=seed, runs=runs, device=device,
-                           train_steps=train_steps, steps_scale=steps_scale)
+                           train_steps=train_steps, steps_scale=steps_scale, randomise=randomise)
 
 
 def shortened_budgets(methods: Sequence[str], profile: str, *, image_size: int | None, seed: int, runs: Path,
