@@ -85,8 +85,8 @@ def main() -> int:
         table[f"{name} − real"] = table[name] - table[real]
     command = "python benchmarks/realism.py " + " ".join(sys.argv[1:])
     text = (f"# The phantom against real radiographs\n\n`{command}`\n\nMeans over the images of each source at "
-            f"{args.size}² (`bs_lib.realism`; lung texture: the phantom's lung mask, the darkest third of the body "
-            f"on a real image). Data: phantom training pairs (synthetic) and the real development pairs.\n\n"
+            f"{args.size}² (`bs_lib.realism`; lung texture: inside the darkest third of the body on every image, "
+            f"the same proxy for all sources). Data: phantom training pairs (synthetic) and the real development pairs.\n\n"
             + markdown(table) + "\n")
     print(text)
     if args.output:
