@@ -168,6 +168,11 @@ def prepare_learned(name: str, profile: str, *, image_size: int | None, seed: in
     checkpoint, wall = timed_training(lambda: train_or_reuse(config, build_datasets(config)[0]),
                                       lambda _: Path(config.run_dir), lambda _: reused)
     note = "trained earlier, time not recorded" if wall is None else ""
+    if name == "domain_adaptation":  # the unlabelled domain decides what it learns: say which it was
+        from bs_lib.models.adaptation import resolve_target
+
+        target = resolve_target(config.data_args.get("target", "auto"))
+        note = ", ".join(filter(None, [note, f"unlabelled target: {target} radiographs"]))
     if name == "distillation":
         teacher = config.method_args["teacher"]
         teacher_budget = budget_of(Path(runs) / teacher["overrides"]["name"])
