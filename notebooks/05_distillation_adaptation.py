@@ -612,9 +612,11 @@ if real_pairs is not None:
 # 0.030, a global offset of the dual-energy processing that no chain applied to both
 # images can teach), and the chain's blur steepens the spectrum. Whether a network trained
 # this way helps on real radiographs is measured, not assumed:
-# `python -m bs_lib benchmark --dataset real-pairs --image-size 256 --randomise` trains
-# every family on the phantom alone and tests it on the real pairs, beside doing nothing
-# (`benchmarks/results/real_pairs_256.md`).
+# `python -m bs_lib benchmark --dataset real-pairs --randomise` trains every family on the
+# phantom alone and tests it on the real pairs, beside doing nothing. Without
+# randomisation (`benchmarks/results/real_pairs_128.md`), every family gains PSNR on the
+# six SZCH pairs, but U-Net, VAE and BS-LDM lower the symmetric BSR: part of the gain is a
+# global grey-level correction, not bone removed.
 
 # %% [markdown]
 # ## 3 · Failure cases
