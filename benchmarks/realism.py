@@ -86,7 +86,8 @@ def main() -> int:
     command = "python benchmarks/realism.py " + " ".join(sys.argv[1:])
     text = (f"# The phantom against real radiographs\n\n`{command}`\n\nMeans over the images of each source at "
             f"{args.size}² (`bs_lib.realism`; lung texture: inside the darkest third of the body on every image, "
-            f"the same proxy for all sources). Data: phantom training pairs (synthetic) and the real development pairs.\n\n"
+            f"the same proxy for all sources). Data: phantom training pairs (synthetic) and the real development "
+            f"pairs.\n\n"
             + markdown(table) + "\n")
     print(text)
     if args.output:
