@@ -91,12 +91,14 @@ def measure(cxr: np.ndarray, soft: np.ndarray, lungs: np.ndarray | None = None) 
             "bone mean": float(bone.mean()), "lung texture": float(detail[lung_region(cxr, lungs)].std())}
 
 
-def measure_dataset(dataset, limit: int = 16) -> list[dict[str, float]]:
-    """:func:`measure` for the first ``limit`` samples of a course dataset (lung masks used when present)."""
+def measure_dataset(dataset, limit: int = 16, lung_masks: bool = True) -> list[dict[str, float]]:
+    """:func:`measure` for the first ``limit`` samples of a course dataset, each sample read once (a randomised
+    dataset draws anew on every read). Lung masks are used when present and ``lung_masks``; ``False`` gives
+    every source the same proxy, for comparing sources of which only some have masks."""
     rows = []
     for index in range(min(limit, len(dataset))):
         sample = dataset[index]
-        lungs = sample.get("masks", {}).get("lungs")
+        lungs = sample.get("masks", {}).get("lungs") if lung_masks else None
         rows.append(measure(np.asarray(sample["cxr"])[0], np.asarray(sample["soft"])[0],
                             None if lungs is None else np.asarray(lungs)[0]))
     return rows
