@@ -58,3 +58,15 @@ def test_measure_reads_a_pair_and_compare_tabulates_sources():
     table = realism.compare({"a": [values], "b": [values, values]})
     assert list(table.index) == list(realism.MEASURES) and list(table.columns) == ["a", "b"]
     assert table.loc["bone mean", "b"] == pytest.approx(0.025)
+
+
+def test_measure_dataset_uses_lung_masks_only_when_asked():
+    rng = np.random.default_rng(2)
+    soft = np.clip(0.2 + 0.6 * rng.random((1, 32, 32)), 0, 1)
+    mask = np.zeros((1, 32, 32), dtype=bool)
+    mask[:, :4, :4] = True
+    sample = {"cxr": soft + 0.01, "soft": soft, "masks": {"lungs": mask}}
+    with_mask, = realism.measure_dataset([sample])
+    proxy, = realism.measure_dataset([sample], lung_masks=False)
+    assert with_mask == realism.measure(soft[0] + 0.01, soft[0], mask[0])
+    assert proxy == realism.measure(soft[0] + 0.01, soft[0]) and proxy["lung texture"] != with_mask["lung texture"]
