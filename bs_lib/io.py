@@ -158,15 +158,18 @@ def read_pair(
 # --------------------------------------------------------------------------- explicit conversions
 
 
-def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resample a ``(1, H, W)`` float image to ``shape`` with antialiased bilinear interpolation."""
+def resize(image: np.ndarray, shape: tuple[int, int], clip: bool = True) -> np.ndarray:
+    """Resample a ``(1, H, W)`` float image to ``shape`` with antialiased bilinear interpolation.
+
+    The result is clipped to [0, 1] unless ``clip=False`` (a signed image, such as a bone layer).
+    """
     import torch
     import torch.nn.functional as F
 
     tensor = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32)[None]
     antialias = shape[0] < image.shape[1] or shape[1] < image.shape[2]
     out = F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False, antialias=antialias)
-    return out[0].clamp(0.0, 1.0).numpy()
+    return (out[0].clamp(0.0, 1.0) if clip else out[0]).numpy()
 
 
 def to_negative(image):

@@ -1,0 +1,99 @@
+"""The bone layer: transfer to full size keeps fine detail, the rules do what they say, harm is measured."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from bs_lib import bone_layer, io, metrics
+
+
+def full_size_pair(size: int = 256, seed: int = 0):
+    """A radiograph = soft tissue with fine texture + a smooth, wide 'rib'; its soft-tissue image."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    texture = 0.05 * gaussian_filter(rng.standard_normal((size, size)), 1.0) / 0.28
+    soft = np.clip(0.4 + 0.2 * x + texture, 0, 1)
+    rib = 0.2 * np.exp(-(((y - 0.5) / 0.06) ** 2))
+    return (np.clip(soft + rib, 0, 1)[None].astype(np.float32), soft[None].astype(np.float32),
+            rib[None].astype(np.float32))
+
+
+def test_transfer_keeps_detail_finer_than_the_working_size():
+    cxr, soft, rib = full_size_pair()
+    small = io.resize(cxr, (32, 32))
+    oracle_small = small - io.resize(rib, (32, 32))  # a perfect suppression at the working size
+    transferred = bone_layer.transfer(cxr, small, oracle_small)
+    upsampled = io.resize(oracle_small, cxr.shape[1:])
+    assert metrics.psnr(transferred, soft) > metrics.psnr(upsampled, soft) + 10
+    assert metrics.fine_detail_error(transferred, soft, cxr) < 0.2 * metrics.fine_detail_error(upsampled, soft, cxr)
+
+
+def test_identity_model_returns_the_radiograph_unchanged():
+    cxr, _, _ = full_size_pair()
+    small = io.resize(cxr, (64, 64))
+    np.testing.assert_allclose(bone_layer.transfer(cxr, small, small), cxr, atol=1e-6)
+
+
+def test_rules_nonnegative_and_smooth():
+    bone = np.array([[[-0.2, 0.3], [0.0, -0.1]]], dtype=np.float32)
+    assert (bone_layer.nonnegative(bone) >= 0).all()
+    np.testing.assert_array_equal(bone_layer.nonnegative(bone)[bone > 0], bone[bone > 0])
+    spike = np.zeros((1, 9, 9), dtype=np.float32)
+    spike[0, 4, 4] = 1
+    smoothed = bone_layer.smooth(spike, 1.0)
+    assert smoothed.max() < 0.2 and smoothed.sum() == pytest.approx(1, abs=1e-4)
+    both = bone_layer.restrict(np.stack([-spike[0], spike[0]]), ("nonnegative", "smooth"))
+    assert both[0].max() == 0 and both[1].max() > 0
+
+
+def test_bad_rules_and_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match="choose from nonnegative, smooth"):
+        bone_layer.check_rules(["clip"])
+    cxr, soft, _ = full_size_pair(64)
+    with pytest.raises(ValueError, match="differ in shape"):
+        bone_layer.transfer(cxr, io.resize(cxr, (32, 32)), io.resize(soft, (16, 16)))
+
+
+def test_resize_keeps_a_signed_image_when_asked():
+    bone = np.full((1, 8, 8), -0.25, dtype=np.float32)
+    assert io.resize(bone, (16, 16), clip=False).min() == pytest.approx(-0.25)
+    assert io.resize(bone, (16, 16)).min() == 0
+
+
+def test_fine_detail_error_sees_blur_and_added_texture_but_not_a_smooth_offset():
+    cxr, soft, _ = full_size_pair()
+    assert metrics.fine_detail_error(soft, soft, cxr) == 0
+    assert metrics.fine_detail_error(np.clip(soft + 0.05, 0, 1), soft, cxr) < 1e-3
+    blurred = gaussian_filter(soft, (0, 4, 4))
+    noisy = np.clip(soft + 0.03 * np.random.default_rng(1).standard_normal(soft.shape), 0, 1).astype(np.float32)
+    assert metrics.fine_detail_error(blurred, soft, cxr) > 0.01
+    assert metrics.fine_detail_error(noisy, soft, cxr) > 0.005
+    with pytest.raises(ValueError, match="sigma > 0"):
+        metrics.fine_detail_error(soft, soft, cxr, share=0)
+
+
+class _Identity(torch.nn.Module):
+    """A 'model' that removes nothing: its output is its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, cxr):
+        return cxr
+
+
+def test_suppress_image_keeps_the_full_size_radiograph_where_nothing_is_removed():
+    from bs_lib.suppress import suppress_image
+
+    cxr, _, _ = full_size_pair()
+    np.testing.assert_allclose(suppress_image(_Identity(), cxr, 32), cxr, atol=1e-6)
+
+
+def test_sample_refuses_an_unknown_bone_rule_before_reading_anything(tmp_path):
+    from bs_lib.suppress import suppress_files
+
+    with pytest.raises(ValueError, match="unknown bone-layer rule"):
+        suppress_files(tmp_path / "no-checkpoint", [tmp_path / "no-image.png"], tmp_path / "out", bone_rules=["clip"])
+    assert not (tmp_path / "out").exists()
