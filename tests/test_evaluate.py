@@ -232,9 +232,11 @@ def test_sorting_and_best_marks():
     assert good[3] == "**0.800** ± 0.200"  # MSE in 10⁻³, lower is better
     assert not mixed[1].startswith("**") and not identity[1].startswith("**")
     assert good[-1] == "yes" and mixed[-1] == "**no**" and identity[-1] == "—"  # mixed loses on BSR sym.
-    assert header[-2].startswith("Δ PSNR against identity")
-    assert good[-2] == "+10.00 [+10.00, +10.00]" and mixed[-2] == "+4.00 [+3.00, +5.00]" and identity[-2] == "—"
+    assert header[-3].startswith("Δ PSNR against identity") and header[-2].startswith("Δ BSR sym. against")
+    assert good[-3] == "+10.00 [+10.00, +10.00]" and mixed[-3] == "+4.00 [+3.00, +5.00]" and identity[-3] == "—"
+    assert good[-2] == "+70.0 [+60.0, +80.0]" and mixed[-2] == "-10.0 [-15.0, -5.0]" and identity[-2] == "—"
     assert result.summary_rows()[0]["psnr_gain_over_identity"] == (10.0, 10.0, 10.0)
+    assert result.summary_rows()[0]["bsr_symmetric_gain_over_identity"] == pytest.approx((0.7, 0.6, 0.8))
     assert result.beats_identity("mixed") == {"psnr": True, "bsr_symmetric": False}
     html_header, html_rows = result.table("whole", html_output=True)
     assert html_rows[0][1] == "<b>31.00</b> ± 1.00"

@@ -97,6 +97,7 @@ class Leaderboard:
             if r.name != IDENTITY and any(x.name == IDENTITY for x in self.results):
                 row["beats_identity"] = self.beats_identity(r.name)
                 row["psnr_gain_over_identity"] = self.gain_over_identity(r.name)
+                row["bsr_symmetric_gain_over_identity"] = self.gain_over_identity(r.name, "bsr_symmetric")
             rows.append(row)
         return rows
 
@@ -131,7 +132,8 @@ class Leaderboard:
         header = ["method", *[DISPLAY[c.removeprefix(LUNG_PREFIX)].title for c in columns]]
         show_bar = region == "whole" and IDENTITY in summaries
         if show_bar:
-            header += ["Δ PSNR against identity (dB) [95 % CI]", "beats identity (PSNR, BSR sym.)"]
+            header += ["Δ PSNR against identity (dB) [95 % CI]", "Δ BSR sym. against identity (%) [95 % CI]",
+                       "beats identity (PSNR, BSR sym.)"]
         rows = []
         for r in ranked:
             cells = [r.label]
@@ -143,9 +145,11 @@ class Leaderboard:
                     text = f"{bold[0]}{text}{bold[1]}"
                 cells.append(f"{text} ± {std * shown.scale:.{shown.decimals}f}")
             if show_bar and r.name == IDENTITY:
-                cells += ["—", "—"]
+                cells += ["—", "—", "—"]
             elif show_bar:
                 cells.append(format_difference(*self.gain_over_identity(r.name)))
+                bsr_gain = [100 * value for value in self.gain_over_identity(r.name, "bsr_symmetric")]
+                cells.append(format_difference(*bsr_gain, digits=1))
                 cells.append("yes" if all(self.beats_identity(r.name).values()) else
                              "**no**" if not html_output else "<b>no</b>")
             rows.append(cells)
