@@ -136,3 +136,26 @@ def test_a_target_dataset_that_is_not_here_gives_way_to_the_stand_in(monkeypatch
     monkeypatch.setattr(catalogue, "_REPORTED_MISSING", set())
     assert adaptation.resolve_target("szch-x-rays") == "shifted-phantom"
     assert "python -m bs_lib download szch-x-rays" in capsys.readouterr().out
+
+
+def test_a_folder_of_unlabelled_radiographs_is_a_target_domain(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from bs_lib.datasets import DatasetNotFoundError
+
+    folder = tmp_path / "my_radiographs"
+    folder.mkdir()
+    Image.fromarray(np.tile(np.linspace(0, 255, 30), (40, 1)).astype(np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.tile(np.linspace(0, 30000, 50), (50, 1)).astype(np.uint16)).save(folder / "b.png")
+    assert adaptation.resolve_target(str(folder)) == str(folder)
+    data = adaptation.adaptation_dataset(size=64, target=str(folder), num_images=3)
+    assert len(data) == 3 and data.domain.startswith("unlabelled radiographs in")
+    images = [data[i]["target_cxr"] for i in range(3)]
+    assert all(image.shape == (1, 64, 64) for image in images)
+    assert images[0].max() > 0.95 and 0.4 < images[1].max() < 30000 / 65535 + 1e-3  # 8 and 16 bits read as such
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="holds no image"):
+        adaptation.target_domain_pairs(str(tmp_path / "empty"), size=32)
+    with pytest.raises(ValueError, match="or an existing folder of radiographs"):
+        adaptation.resolve_target(str(tmp_path / "missing"))

@@ -40,6 +40,7 @@ from bs_lib.datasets.folders import (
     IMAGE_SUFFIXES,
     DatasetNotFoundError,
     PairedFolder,
+    RadiographFolder,
     discover_pair_folders,
     find_folder,
     how_to_get,
@@ -80,7 +81,7 @@ from bs_lib.datasets.splits import (
 
 __all__ = [
     "BSEJSRT", "DATASETS", "IMAGE_SUFFIXES", "JSRT", "SPLIT_NAMES", "TEST_SETS", "DatasetNotFoundError",
-    "GusarevDES", "JSRTBSEBaidu", "JSRTBoneMasks", "PairedFolder", "RealSamplePairs", "SZCHXRays",
+    "GusarevDES", "JSRTBSEBaidu", "JSRTBoneMasks", "PairedFolder", "RadiographFolder", "RealSamplePairs", "SZCHXRays",
     "SplitLeakageError", "augmented_pairs", "check_no_patient_overlap", "crop_to_common_size",
     "default_split_path", "discover_pair_folders", "find_folder", "get_dataset", "how_to_get", "list_images",
     "load_split", "local_copy", "looks_conventional", "make_patient_split", "match_pairs", "official_szch_split",

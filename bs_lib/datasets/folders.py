@@ -199,6 +199,40 @@ class PairedFolder:
         return f"{type(self).__name__}({len(self)} pairs, split={self.split!r}, {size}, root={self.root})"
 
 
+class RadiographFolder:
+    """Unlabelled radiographs: every image directly in one folder, samples with ``cxr`` only.
+
+    What domain adaptation adapts to (``data_args.target: FOLDER``): a user's
+    own radiographs, no soft-tissue images needed. Any format
+    :func:`bs_lib.io.read_image` reads (PNG, JPEG, TIFF, DICOM), bone bright;
+    ``negative=True`` when they are stored bone dark. A file that cannot be read
+    is an error naming it.
+    """
+
+    def __init__(self, folder: str | Path, size: int | None = None, negative: bool = False):
+        self.root = Path(folder).expanduser()
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(f"{self.root}: no such folder of radiographs.")
+        self.files = list(list_images(self.root).values())
+        if not self.files:
+            raise DatasetNotFoundError(f"{self.root} holds no image ({', '.join(IMAGE_SUFFIXES)}): "
+                                       f"{show_tree(self.root)}.")
+        self.size, self.negative = size, negative
+        self.domain = f"unlabelled radiographs in {self.root}"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from bs_lib.io import read_image
+
+        image, meta = read_image(self.files[index], invert=True if self.negative else None)
+        if self.size is not None:
+            image = resize(image, (self.size, self.size))
+        stem = self.files[index].stem
+        return {"cxr": to_tensor(image), "masks": {}, "id": stem, "patient": stem, "meta": meta}
+
+
 # --------------------------------------------------------------------------- where a dataset lives, and its layout
 
 

@@ -73,6 +73,9 @@ Where the target images come from (``target`` in the data arguments)
   another contrast curve, more blur, quantum noise). Clearly labelled as
   synthetic everywhere it is reported.
 * ``auto``: ``real`` when present, else ``shifted-phantom``.
+* a folder: the user's own radiographs, unlabelled
+  (:class:`bs_lib.datasets.RadiographFolder`): adapt to the images you will
+  suppress. Nothing on them can be measured, since they have no targets.
 """
 
 from __future__ import annotations
@@ -300,11 +303,15 @@ def resolve_target(target: str) -> str:
     so once with how to get it (:func:`bs_lib.datasets.usable_dataset`), so a GPU
     profile whose config adapts to a real dataset runs before any download.
     """
+    from pathlib import Path
+
     from bs_lib.datasets import DATASETS, local_copy, usable_dataset
 
     if target not in TARGET_DOMAINS and target not in DATASETS:
-        raise ValueError(f"Unknown target domain {target!r}: choose one of {', '.join(TARGET_DOMAINS)} or a "
-                         f"dataset name ({', '.join(DATASETS)}).")
+        if Path(target).expanduser().is_dir():
+            return target
+        raise ValueError(f"Unknown target domain {target!r}: choose one of {', '.join(TARGET_DOMAINS)}, a "
+                         f"dataset name ({', '.join(DATASETS)}) or an existing folder of radiographs.")
     if target == "auto":
         return "real" if local_copy("real-pairs") is not None else "shifted-phantom"
     if target in DATASETS and target != "phantom" and usable_dataset(target) == "phantom":
@@ -317,14 +324,18 @@ def target_domain_pairs(target: str = "auto", split: str = "test", size: int = 6
     """Images of the target domain: labelled pairs to measure the gap (real pairs: all six, whatever the split).
 
     A dataset name (``szch-x-rays``, ``jsrt``, ...) uses that dataset's split;
-    datasets without targets (``jsrt``) can be adapted to but not measured on.
+    datasets without targets (``jsrt``) and folders of radiographs (every
+    image, whatever the split) can be adapted to but not measured on.
     """
     resolved = resolve_target(target)
     if resolved == "real":
         return RealRadiographs(size)
     if resolved == "shifted-phantom":
         return ShiftedPhantom(split, size, num_images, seed, DetectorShift(**(shift or {})))
-    from bs_lib.datasets import get_dataset
+    from bs_lib.datasets import DATASETS, RadiographFolder, get_dataset
+
+    if resolved not in DATASETS:
+        return RadiographFolder(resolved, size=size)
 
     return get_dataset(resolved, split=split, size=size, num_images=num_images, seed=seed)
 
