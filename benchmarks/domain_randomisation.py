@@ -1,12 +1,13 @@
 """What each part of domain randomisation buys on real radiographs: an ablation, phantom-trained U-Nets.
 
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
-        [--variants plain all no-bone_contrast no-texture no-geometry ...] [--output FILE.md]
+        [--variants plain all anatomy no-bone_contrast no-texture no-geometry ...] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
-with every part of :class:`bs_lib.augment.Randomisation`, ``no-PART`` with every
-part but that one. Each trained model is scored on 16 phantom test pairs and
+with every part of :class:`bs_lib.augment.Randomisation`, ``anatomy`` with the
+anatomy parts only (bone contrast, parenchymal texture; no imaging chain), ``no-PART``
+with every part but that one. Each trained model is scored on 16 phantom test pairs and
 on the real development pairs (``real-pairs``: six SZCH dual-energy pairs; the
 script stops when they cannot be had). Numbers are means over the images and
 the seeds; each difference to identity (do nothing) is a paired bootstrap
@@ -26,7 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from bs_lib.augment import PARTS  # (after the thread setting)
 
-VARIANTS = ("plain", "all", *(f"no-{part}" for part in PARTS))
+ANATOMY = ("bone_contrast", "texture")
+VARIANTS = ("plain", "all", "anatomy", *(f"no-{part}" for part in PARTS))
 
 
 def chain_of(variant: str):
@@ -35,6 +37,8 @@ def chain_of(variant: str):
         return False
     if variant == "all":
         return True
+    if variant == "anatomy":
+        return {part: False for part in PARTS if part not in ANATOMY}
     return {variant.removeprefix("no-"): False}
 
 
