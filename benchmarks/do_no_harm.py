@@ -70,10 +70,10 @@ def scores(estimates: list[np.ndarray], samples) -> dict[str, np.ndarray]:
 
 
 def interval(values: np.ndarray, reference: np.ndarray) -> str:
-    from bs_lib.benchmark.measure import paired_difference
+    from bs_lib.benchmark.tables import format_difference
+    from bs_lib.evaluate import paired_difference
 
-    mean, low, high = paired_difference(values, reference)
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return format_difference(*paired_difference(values, reference))
 
 
 def table(results: dict[str, dict[str, dict[str, np.ndarray]]], identity: dict[str, np.ndarray]) -> list[str]:
@@ -94,7 +94,7 @@ def table(results: dict[str, dict[str, dict[str, np.ndarray]]], identity: dict[s
 
 
 def summary(results: dict[str, dict[str, dict[str, np.ndarray]]]) -> list[str]:
-    """Each variant's mean over the methods, and how many methods beat identity on PSNR and on symmetric BSR."""
+    """Each variant's PSNR, symmetric BSR and fine-detail error, averaged over the methods."""
     lines = ["| bring back | mean PSNR (dB) | mean BSR sym. | mean fine-detail error (10⁻³) |", "|---|---|---|---|"]
     for variant in VARIANTS:
         rows = [variants[variant] for variants in results.values()]

@@ -38,7 +38,7 @@ Bone is smooth at the finest scale
     untouched, at the price of slightly softer bone edges.
 
 How much each rule buys is measured on the real development pairs by
-``benchmarks/do_no_harm.py`` (``benchmarks/results/do_no_harm.md``), with
+``benchmarks/do_no_harm.py`` (``benchmarks/results/do_no_harm_{128,256}.md``), with
 :func:`bs_lib.metrics.fine_detail_error` as the measure of harm.
 """
 

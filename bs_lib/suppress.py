@@ -110,7 +110,7 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
     else:
         soft = objective.predict(cxr)
     soft = soft[0].float().clamp(0, 1).cpu().numpy()
-    return bone_layer.transfer(image, small, soft, tuple(bone_rules))
+    return bone_layer.transfer(image, small, soft, bone_rules)
 
 
 def write_png(path: Path, image: np.ndarray, bit_depth: int | None) -> None:
