@@ -597,6 +597,16 @@ def test_a_finished_run_is_reused_only_for_the_exact_same_config(tmp_path):
     assert engine.finished_run(tiny_config(tmp_path, steps=8)) is None  # a longer run is not finished
 
 
+def test_a_finished_run_reached_through_another_spelling_of_its_folder_is_reused_not_deleted(tmp_path, monkeypatch):
+    data = tiny_train.TinyPairs(10, 8, seed=0)
+    monkeypatch.chdir(tmp_path)
+    relative = tiny_config(tmp_path, output_dir="runs")
+    first = engine.train_or_reuse(relative, data)
+    absolute = tiny_config(tmp_path, output_dir=str((tmp_path / "runs").resolve()))
+    assert not engine.discard_stale_run(absolute)  # same model, same folder: kept
+    assert engine.finished_run(absolute) == Path(absolute.run_dir) / first.relative_to(relative.run_dir)
+
+
 def test_a_stale_run_of_another_config_is_discarded_and_a_finished_one_resumes_instantly(tmp_path):
     data = tiny_train.TinyPairs(10, 8, seed=0)
     config = tiny_config(tmp_path)

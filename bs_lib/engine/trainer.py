@@ -437,12 +437,19 @@ class Trainer:
 # =========================================================================== train, or reuse what was trained
 
 
+WHERE_KEYS = ("output_dir",)  # say where a run lives, not what it trains: the same folder spelt another way
+
+
 def _trained_with(config: TrainConfig, checkpoint: Path | None) -> dict | None:
-    """The state of ``checkpoint`` when it was written for exactly ``config``, else None."""
+    """The state of ``checkpoint`` when written for exactly ``config``, however its folder is spelt; else None."""
     if checkpoint is None or not (checkpoint / "state.json").is_file():
         return None
     state = read_state(checkpoint)
-    return state if state.get("config") == json.loads(json.dumps(config.to_dict())) else None
+
+    def what(values: dict) -> dict:
+        return {key: value for key, value in values.items() if key not in WHERE_KEYS}
+
+    return state if what(state.get("config") or {}) == what(json.loads(json.dumps(config.to_dict()))) else None
 
 
 def finished_run(config: TrainConfig) -> Path | None:
