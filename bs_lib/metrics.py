@@ -101,7 +101,7 @@ def _check(prediction, target, radiograph=None, mask=None):
             raise ValueError(f"{name} contains NaN or infinite values; check the model output.")
         low, high = array.min(), array.max()
         if low < -1e-6 or high > 1 + 1e-6:
-            raise ValueError(f"{name} has values in [{low:.3g}, {high:.3g}], outside [0, 1]. Metrics here use "
+            raise ValueError(f"{name} has values in [{low:.6g}, {high:.6g}], outside [0, 1]. Metrics here use "
                              f"images in [0, 1]: clip the prediction or convert from [-1, 1] with (x + 1) / 2.")
     region = None
     if mask is not None:

@@ -129,6 +129,7 @@ def test_lpips_availability_asks_for_the_backbone_s_own_weights(tmp_path, monkey
         (np.full((8, 8), np.nan), np.zeros((8, 8)), "NaN or infinite"),
         (np.full((8, 8), 255.0), np.zeros((8, 8)), r"outside \[0, 1\]"),
         (np.full((8, 8), -1.0), np.zeros((8, 8)), r"convert from \[-1, 1\]"),
+        (np.full((8, 8), 1.00002), np.zeros((8, 8)), r"\[1\.00002, 1\.00002\], outside"),  # not "[1, 1]"
         (np.zeros((2, 3, 8, 8)), np.zeros((2, 3, 8, 8)), "expected an image shaped"),
     ],
 )
