@@ -23,6 +23,13 @@ property a reader can see:
     deviation after removing its mean), the share of it above 0.05 cycles
     per pixel (ribs are thin bands), and the mean :math:`\bar b` (how much
     darker the soft-tissue image is).
+``bright is bone``
+    How much more bone lies under the brightest tenth of the radiograph than
+    under the average pixel: :math:`\bar b_{\text{top }10\,\%} - \bar b`.
+    Positive where the densest pixels are bone (the phantom's spine and
+    clavicles), near zero where dense soft tissue (abdomen, heart) is as
+    bright as bone. A network that sees little context learns this shortcut
+    on the phantom and removes the abdomen on a real chest.
 ``texture``
     Lung parenchyma: the standard deviation of the soft-tissue image's
     high-pass part (σ = 2 px) inside the lungs (the phantom's mask; the
@@ -37,7 +44,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, laplace
 
 MEASURES = ("p05", "p50", "p95", "black share", "spectrum slope", "noise", "bone structure",
-            "bone high-frequency share", "bone mean", "lung texture")
+            "bone high-frequency share", "bone mean", "bright is bone", "lung texture")
 
 
 def radial_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +86,12 @@ def lung_region(cxr: np.ndarray, lungs: np.ndarray | None = None) -> np.ndarray:
     return body & (cxr <= np.quantile(cxr[body], 1 / 3))
 
 
+def bright_is_bone(cxr: np.ndarray, bone: np.ndarray, share: float = 0.1) -> float:
+    """Mean bone layer under the brightest ``share`` of the radiograph's pixels, minus its mean over all pixels."""
+    brightest = cxr >= np.quantile(cxr, 1 - share)
+    return float(bone[brightest].mean() - bone.mean())
+
+
 def measure(cxr: np.ndarray, soft: np.ndarray, lungs: np.ndarray | None = None) -> dict[str, float]:
     """Every measure of one radiograph / soft-tissue pair, 2-D float arrays in [0, 1] (conventional polarity)."""
     cxr, soft = np.asarray(cxr, dtype=np.float64), np.asarray(soft, dtype=np.float64)
@@ -88,7 +101,8 @@ def measure(cxr: np.ndarray, soft: np.ndarray, lungs: np.ndarray | None = None) 
     return {"p05": float(p05), "p50": float(p50), "p95": float(p95), "black share": float((cxr < 0.05).mean()),
             "spectrum slope": spectrum_slope(cxr), "noise": noise_level(cxr),
             "bone structure": float(bone.std()), "bone high-frequency share": high_frequency_share(bone),
-            "bone mean": float(bone.mean()), "lung texture": float(detail[lung_region(cxr, lungs)].std())}
+            "bone mean": float(bone.mean()), "bright is bone": bright_is_bone(cxr, bone),
+            "lung texture": float(detail[lung_region(cxr, lungs)].std())}
 
 
 def measure_dataset(dataset, limit: int = 16, lung_masks: bool = True) -> list[dict[str, float]]:

@@ -70,3 +70,13 @@ def test_measure_dataset_uses_lung_masks_only_when_asked():
     proxy, = realism.measure_dataset([sample], lung_masks=False)
     assert with_mask == realism.measure(soft[0] + 0.01, soft[0], mask[0])
     assert proxy == realism.measure(soft[0] + 0.01, soft[0]) and proxy["lung texture"] != with_mask["lung texture"]
+
+
+def test_bright_is_bone_tells_bright_bone_from_bright_soft_tissue():
+    rng = np.random.default_rng(3)
+    soft = 0.3 + 0.05 * rng.random((64, 64))
+    bone = np.zeros_like(soft)
+    bone[:48, 27:37] = 0.3  # a spine (12 % of the pixels): the brightest tenth is bone
+    assert realism.bright_is_bone(soft + bone, bone) == pytest.approx(0.3 - bone.mean())
+    soft[48:] = 0.9  # an abdomen brighter than the spine above it: the brightest tenth holds no bone
+    assert realism.bright_is_bone(soft + bone, bone) == pytest.approx(-bone.mean())
