@@ -676,9 +676,9 @@ check(kept > 1.15, f"transferring the bone layer divides the fine-detail error o
 # `benchmarks/results/do_no_harm_128.md`, with a lung crop in `do_no_harm_128.png`), the
 # resized estimate of every phantom-trained 128² model is a blur in which vessels and a
 # pacemaker lead vanish; the transferred bone layer keeps them and lowers the fine-detail
-# error below doing nothing for the seven families that estimate the bone layer (the
-# three autoencoders estimate the soft tissue directly, so their own blur lands in the
-# bone layer and adds fine-detail error). PSNR prefers the blur, by 0.2 dB
+# error below doing nothing for seven families (the three autoencoders rebuild their
+# bone layer from a coarse code, without skip connections, and there it adds
+# fine-detail error instead). PSNR prefers the blur, by 0.2 dB
 # (0.36 without the rule): the pixel noise of a real radiograph and of its soft-tissue
 # image are independent, and a blurred image pays nothing for noise it no longer has. One
 # more reason why a PSNR table alone cannot choose a method.
