@@ -1,0 +1,59 @@
+"""benchmarks/seeds.py: gains over identity across training seeds, on made-up benchmark results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    spec = importlib.util.spec_from_file_location("benchmark_seeds", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def result(path: Path, seed: int, gains: dict[str, tuple[float, float]], ids=("a", "b", "c")) -> Path:
+    """A benchmark JSON whose methods beat identity by ``gains[method] = (PSNR dB, symmetric BSR)`` on every image."""
+    rows = []
+    for index, image in enumerate(ids):
+        rows.append({"method": "identity", "id": image, "psnr": 20.0 + index, "bsr_symmetric": 0.5})
+        rows += [{"method": m, "id": image, "psnr": 20.0 + index + dp, "bsr_symmetric": 0.5 + db}
+                 for m, (dp, db) in gains.items()]
+    summary = [{"method": m, "label": m.upper()} for m in gains]
+    path.write_text(json.dumps({"settings": {"seed": seed, "data_label": "made-up pairs"}, "per_image": rows,
+                                "summary": summary}))
+    return path
+
+
+def test_every_seed_is_shown_and_a_family_passes_only_on_the_seeds_where_it_does(seeds, tmp_path, capsys):
+    first = result(tmp_path / "s0.json", 0, {"good": (2.0, 0.10), "flaky": (1.0, -0.05)})
+    second = result(tmp_path / "s1.json", 1, {"good": (1.0, 0.02), "flaky": (1.0, 0.05)})
+    assert seeds.main([str(first), str(second), "--output", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out.md").read_text()
+    assert text.strip() == capsys.readouterr().out.strip()  # printed as written
+    assert "made-up pairs" in text and "seeds 0, 1" in text
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    good, flaky = rows["GOOD"], rows["FLAKY"]
+    assert good[1:4] == ["+2.00", "+1.00", "+1.50 [+1.50, +1.50]"]  # per seed, then the seed mean
+    assert good[4:7] == ["+10.0", "+2.0", "+6.0 [+6.0, +6.0]"]
+    assert good[-1].strip(" |") == "2" and flaky[-1].strip(" |") == "1"  # flaky lowers the BSR on seed 0
+    assert flaky[6] == "+0.0 [+0.0, +0.0]"
+
+
+def test_results_on_other_images_are_refused(seeds, tmp_path):
+    first = result(tmp_path / "s0.json", 0, {"good": (2.0, 0.1)})
+    other = result(tmp_path / "s1.json", 1, {"good": (2.0, 0.1)}, ids=("a", "b", "z"))
+    with pytest.raises(SystemExit, match="same test images"):
+        seeds.main([str(first), str(other)])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a benchmark result"):
+        seeds.main([str(first), str(tmp_path / "bad.json")])
