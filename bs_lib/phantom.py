@@ -71,6 +71,7 @@ DUAL_ENERGIES = (40, 80)  # keV: the low and high exposures of dual-energy subtr
 LUNG_DENSITY = 0.26  # lung parenchyma relative to soft tissue
 FIELD_CM = 43.0  # detector side: a 43 cm cassette
 DISPLAY_SCALE = 6.5  # log-attenuation mapped to intensity 1
+ABDOMEN_EXTRA = 0.12  # the body's extra soft-tissue depth below the diaphragm, as a share of the chest's
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 
 
@@ -231,7 +232,7 @@ def _body(x, y, a: Anatomy) -> np.ndarray:
     """Soft-tissue chord (cm) through the body, thicker below the diaphragm and through the shoulders."""
     half = a.body_half_width * np.where(y < -0.75, 1 - 0.5 * np.clip((-0.75 - y) / 0.25, 0, 1), 1.0)
     chord = a.depth_cm * np.sqrt(np.clip(1 - (x / half) ** 2, 0, None))
-    return chord * (1 + 0.12 * np.clip((y - 0.35) / 0.3, 0, 1))
+    return chord * (1 + ABDOMEN_EXTRA * np.clip((y - 0.35) / 0.3, 0, 1))
 
 
 def _rib_family(x, y, a: Anatomy, anterior: bool) -> np.ndarray:
