@@ -122,3 +122,23 @@ def test_the_engine_trains_a_missing_teacher_first_without_moving_the_random_sta
     assert torch.equal(torch.get_rng_state(), before)  # the student's initial weights do not depend on it
     assert train_needed_runs(config) == []  # the teacher is there now
     assert METHODS["distillation"](config).teacher.network.down_1 is not None
+
+
+def test_a_student_moved_with_its_teacher_still_loads(tmp_path, striped_chests):
+    import shutil
+
+    from bs_lib.engine import load_trained
+
+    data = striped_chests(8, 32)
+    runs, moved = tmp_path / "runs", tmp_path / "elsewhere"
+    config = TrainConfig(name="the-teacher", method="unet", method_args={"width": 4, "residual": True}, steps=2,
+                         batch_size=4, output_dir=str(runs))
+    Trainer(METHODS["unet"](config), config, data).fit()
+    student_config = TrainConfig(name="the-student", method="distillation", steps=2, batch_size=4,
+                                 output_dir=str(runs),
+                                 method_args={"width": 4, "teacher": {"overrides": {"name": "the-teacher"}}})
+    Trainer(METHODS["distillation"](student_config), student_config, data).fit()
+    shutil.move(runs, moved)  # the student's state.json still says runs/, where nothing is left
+    student, config = load_trained(moved / "the-student", device="cpu")
+    assert config.output_dir == str(moved) and config.name == "the-student"
+    assert isinstance(student, distillation.Distillation)

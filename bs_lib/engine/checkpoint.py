@@ -214,7 +214,7 @@ def load_trained(checkpoint: str | Path, device: str | torch.device | None = Non
                  use_ema: bool = True) -> tuple[Objective, TrainConfig]:
     """A trained method ready to predict, rebuilt from its checkpoint alone; returns ``(objective, config)``.
 
-    ``checkpoint`` is a checkpoint folder or a run folder (its latest). The
+    ``checkpoint`` is a checkpoint folder or a run folder (its latest), wherever it now lies. The
     method is built from the config in ``state.json``, so it is exactly the
     network that was trained; the EMA weights are loaded when ``use_ema`` and
     the run kept them (BS-LDM samples with them), the raw weights otherwise.
@@ -227,6 +227,8 @@ def load_trained(checkpoint: str | Path, device: str | torch.device | None = Non
         raise CheckpointError(f"{folder / 'state.json'} has no 'config': it was not written by the bs_lib engine, "
                               f"so the method it holds cannot be rebuilt.")
     values = dict(state["config"])
+    if folder.parent.name == "checkpoints":  # the run may have moved: what it reads beside it (a teacher) moved too
+        values["output_dir"], values["name"] = str(folder.parent.parent.parent), folder.parent.parent.name
     info = method_info(values.get("method", ""))
     dropped = info.rebuild_without if info is not None else ()
     values["method_args"] = {k: v for k, v in (values.get("method_args") or {}).items() if k not in dropped}
