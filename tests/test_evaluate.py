@@ -262,6 +262,19 @@ def test_command_line(tmp_path, capsys):
     assert "Unknown benchmark method(s) ['unnet']" in capsys.readouterr().err
 
 
+def test_a_benchmark_called_from_python_records_the_command_as_it_would_be_typed(monkeypatch):
+    import argparse
+    from pathlib import Path
+
+    from bs_lib.benchmark.cli import command_line
+
+    monkeypatch.setattr("sys.argv", ["a-notebook-kernel"])
+    args = argparse.Namespace(methods=["identity", "unet"], num_test=0, seed=0, no_figures=True, randomise=False,
+                              split=None, train_steps=[], output=Path("out/x"))
+    assert command_line(args) == ("python -m bs_lib benchmark --methods identity unet --num-test 0 --seed 0 "
+                                  "--no-figures --output out/x")
+
+
 def test_bs_ldm_is_not_ready_without_finished_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("BS_RUNS_DIR", str(tmp_path))
     assert evaluate.bs_ldm_ready("smoke") is False

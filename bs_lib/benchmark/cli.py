@@ -68,8 +68,14 @@ def command_line(args: argparse.Namespace) -> str:
     argv = sys.argv[1:]
     if "benchmark" in argv:
         return "python -m bs_lib " + shlex.join(argv[argv.index("benchmark"):])
-    return "python -m bs_lib benchmark " + shlex.join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                                                       if v not in (None, [], False))
+    words = []
+    for key, value in vars(args).items():  # called from Python: every option that is set, as it would be typed
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False or (isinstance(value, list) and not value):
+            continue
+        values = [] if value is True else [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        words += [flag, *values]
+    return "python -m bs_lib benchmark " + shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
