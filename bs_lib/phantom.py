@@ -10,7 +10,7 @@ Anatomy, as path lengths
 ------------------------
 For each pixel the phantom computes how many centimetres of soft tissue
 :math:`T_s` and of bone :math:`T_b` an X-ray crosses. Soft tissue: the body
-(an elliptic chord, thicker below the diaphragm), minus the air in the lungs
+(an elliptic chord, :data:`ABDOMEN_EXTRA` thicker below the diaphragm), minus the air in the lungs
 (lung parenchyma has about a quarter of soft tissue's density), plus the
 branching vessel tree and optional nodules. Bone: the spine with its
 vertebrae, ten posterior ribs per side that arch from the spine and fall
