@@ -1,6 +1,8 @@
 """Fixtures shared by the unit tests."""
 
 import http.server
+import importlib.util
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -13,6 +15,21 @@ import torch
 from bs_lib.config import OFFLINE_ENV, real_pairs_dir
 
 matplotlib.use("Agg")  # figures in unit tests are drawn, never shown
+
+
+def _import_benchmark_script(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script(name)``: ``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    return _import_benchmark_script
 
 
 @pytest.fixture(scope="session")

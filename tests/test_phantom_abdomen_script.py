@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from bs_lib import phantom
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "phantom_abdomen.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("phantom_abdomen", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("phantom_abdomen")
 
 
 def identity_psnr(script, tmp_path: Path, abdomen: float) -> list[float]:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from bs_lib.evaluate import IDENTITY, MethodResult, TrainingBudget
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bs_ldm_sampler_quality.py"
-
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("bs_ldm_sampler_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+def study(benchmark_script):
+    return benchmark_script("bs_ldm_sampler_quality")
 
 
 def scored(name: str, psnr: np.ndarray, bsr: np.ndarray) -> MethodResult:

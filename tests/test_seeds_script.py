@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
-
 
 @pytest.fixture(scope="module")
-def seeds():
-    spec = importlib.util.spec_from_file_location("benchmark_seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def seeds(benchmark_script):
+    return benchmark_script("seeds")
 
 
 def result(path: Path, seed: int, gains: dict[str, tuple[float, float]], ids=("a", "b", "c")) -> Path:
