@@ -65,8 +65,9 @@ def common(runs: list[dict[str, dict[str, dict[str, float]]]]) -> tuple[list[str
     return methods, ids
 
 
-def table(runs: list[dict], seeds: list[str], labels: dict[str, str]) -> list[str]:
-    from bs_lib.benchmark.tables import format_difference
+def table(runs: list[dict], seeds: list[str], labels: dict[str, str]) -> str:
+    """The Markdown table, sorted by the seed-mean PSNR gain, best first."""
+    from bs_lib.benchmark.tables import format_difference, markdown_table
     from bs_lib.evaluate import paired_difference
 
     methods, ids = common(runs)
@@ -74,7 +75,7 @@ def table(runs: list[dict], seeds: list[str], labels: dict[str, str]) -> list[st
     for label, _, _ in METRICS.values():
         header += [f"{label}, seed {seed}" for seed in seeds] + [f"{label}, seed mean [95 % CI]"]
     header.append(f"seeds passing (of {len(runs)})")
-    rows = []
+    ranked = []
     for method in methods:
         row, passing = [labels.get(method, method)], np.ones(len(runs), dtype=bool)
         for metric, (_, scale, digits) in METRICS.items():
@@ -84,9 +85,8 @@ def table(runs: list[dict], seeds: list[str], labels: dict[str, str]) -> list[st
             means = np.array([g.mean() for g in per_seed])
             passing &= means > 0 if metric == "psnr" else means >= 0
         row.append(str(int(passing.sum())))
-        rows.append(row)
-    rows.sort(key=lambda r: -float(r[1 + len(runs)].split()[0]))  # by the seed-mean PSNR gain
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+        ranked.append((np.mean([gains(run, method, "psnr", ids).mean() for run in runs]), row))
+    return markdown_table(header, [row for _, row in sorted(ranked, key=lambda pair: -pair[0])])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
              "images: per training seed the mean over images, then the per-image gain averaged over the seeds "
              "with its paired bootstrap interval over the images. A seed passes when its mean PSNR gain is "
              "above 0 and its mean symmetric-BSR gain is not below 0.", "",
-             *table([run for _, run in loaded], seeds, settings[0]["labels"]), ""]
+             table([run for _, run in loaded], seeds, settings[0]["labels"]), ""]
     text = "\n".join(lines)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
