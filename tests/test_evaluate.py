@@ -275,6 +275,16 @@ def test_a_benchmark_called_from_python_records_the_command_as_it_would_be_typed
                                   "--no-figures --output out/x")
 
 
+def test_bs_ldm_runs_of_two_seeds_live_side_by_side(tmp_path):
+    from bs_lib.benchmark.training import trained_bs_ldm
+
+    first, _ = trained_bs_ldm("smoke", image_size=64, seed=0, runs=tmp_path, train_steps={"all": 2})
+    second, _ = trained_bs_ldm("smoke", image_size=64, seed=1, runs=tmp_path, train_steps={"all": 2})
+    assert first.is_dir() and second.is_dir()  # seed 1 neither overwrote nor deleted seed 0's run
+    assert first.parent.parent.name == "bs_ldm-smoke-benchmark64-2+2steps"  # seed 0's name is unchanged
+    assert second.parent.parent.name == "bs_ldm-smoke-benchmark64-seed1-2+2steps"
+
+
 def test_bs_ldm_is_not_ready_without_finished_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("BS_RUNS_DIR", str(tmp_path))
     assert evaluate.bs_ldm_ready("smoke") is False

@@ -191,13 +191,18 @@ def bs_ldm_suffix(image_size: int | None, profile: str) -> str:
     return f"-benchmark{image_size or config_dict('bs_ldm', profile).get('image_size', 64)}"
 
 
+def seeded_suffix(suffix: str, seed: int) -> str:
+    """``suffix`` with the training seed in it (seed 0 keeps it as it is): one run folder per seed."""
+    return f"{suffix}-seed{seed}" if seed else suffix
+
+
 def bs_ldm_ready(profile: str, *, seed: int = 0, image_size: int | None = None, suffix: str | None = None) -> bool:
     """True when both BS-LDM stages of ``profile`` have finished runs (notebooks 06–08 or an earlier benchmark).
 
     Looks where :func:`bs_lib.runs.bs_ldm` looks, so that a notebook can
     leave BS-LDM out (or shorten it) rather than train it within a short time budget.
     """
-    suffix = suffix if suffix is not None else bs_ldm_suffix(image_size, profile)
+    suffix = seeded_suffix(suffix if suffix is not None else bs_ldm_suffix(image_size, profile), seed)
     return course_runs.finished_bs_ldm(profile, seed=seed, image_size=image_size, own_suffix=suffix) is not None
 
 
@@ -237,11 +242,11 @@ def trained_bs_ldm(profile: str, *, image_size: int | None, seed: int, suffix: s
     Runs live in ``runs`` (default :func:`bs_lib.config.runs_dir`, where notebooks 06–08 leave theirs).
     With its configs' budgets, the notebooks' finished runs are reused; a changed
     budget (``steps_scale``, ``ml_vqgan=N``/``bs_ldm=N`` overrides) trains runs
-    of its own, named after both budgets.
+    of its own, named after both budgets; a seed other than 0 is in the name too.
     """
     size_override = {"image_size": image_size} if image_size else {}
     train_set = build_datasets(load_config("ml_vqgan", profile, seed=seed, **size_override))[0]
-    suffix = suffix if suffix is not None else bs_ldm_suffix(image_size, profile)
+    suffix = seeded_suffix(suffix if suffix is not None else bs_ldm_suffix(image_size, profile), seed)
     steps = bs_ldm_steps(profile, train_steps, steps_scale)
     if steps is not None:
         suffix += f"-{steps[0]}+{steps[1]}steps"
