@@ -22,6 +22,8 @@
   ``--spacing`` or ``--threshold`` say otherwise, e.g. ``--sampler ddim --sampling-steps 20``, which
   (on trailing timesteps, the default) scores as well as the 1 000 steps on the course's
   benchmark (``benchmarks/results/bs_ldm_samplers_smoke_128.md``) in a fiftieth of the time.
+  ``--residual`` returns the radiograph minus the bone layer between two decodings instead of the
+  decoded image, keeping what the autoencoder cannot reconstruct (:mod:`bs_lib.models.ldm`).
 
 The command says what the checkpoint learned from (``state.json`` records its
 config) and warns when its training pairs were the synthetic phantom: such
@@ -100,7 +102,7 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
     The model works at ``working_size``; its bone layer, after ``bone_rules``
     (:data:`bs_lib.bone_layer.RULES`), is brought back to the input's size
     (:func:`bs_lib.bone_layer.transfer`). ``sampling`` (diffusion models
-    only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``.
+    only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``, ``residual``.
     """
     device = next(objective.parameters()).device
     small = io.resize(image, (working_size, working_size))
@@ -204,8 +206,9 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
         raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
     if sampling and not accepts_generator(objective.predict):
-        raise ValueError(f"--sampler, --sampling-steps, --spacing and --threshold apply to diffusion checkpoints "
-                         f"(BS-LDM); {checkpoint} is a {config.method!r} model, which predicts in one pass: drop them.")
+        raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold and --residual apply to diffusion "
+                         f"checkpoints (BS-LDM); {checkpoint} is a {config.method!r} model, which predicts in one "
+                         f"pass: drop them.")
     size = working_size or config.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
     for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):
@@ -252,6 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the checkpoint's config)")
     parser.add_argument("--threshold", choices=list(THRESHOLDS), default=None,
                         help="diffusion models: the x̂₀ threshold (default: the checkpoint's config, BS-LDM's tat)")
+    parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                        help="diffusion models: the radiograph minus the bone layer between two decodings, "
+                             "instead of the decoded image (default: the checkpoint's config)")
     parser.add_argument("--bone-rules", nargs="*", choices=bone_layer.RULES, default=list(DEFAULT_BONE_RULES),
                         help="rules for the removed bone layer before it is brought back to the input's size "
                              f"(default: {' '.join(DEFAULT_BONE_RULES)}; give none for the model's layer as is)")
@@ -271,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
                                 working_size=args.size, seed=args.seed, figures=not args.no_figures,
                                 overwrite=args.overwrite, device=args.device,
                                 sampling={"sampler": args.sampler, "sampling_steps": args.sampling_steps,
-                                          "spacing": args.spacing, "threshold": args.threshold},
+                                          "spacing": args.spacing, "threshold": args.threshold,
+                                          "residual": args.residual},
                                 bone_rules=args.bone_rules)
     print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
     print(f"the checkpoint learned from: {report.trained_on}")

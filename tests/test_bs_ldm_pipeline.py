@@ -105,6 +105,21 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
         suppress_files(run_dir, [image], tmp_path / "zero", device="cpu", sampling={"sampling_steps": 0})
 
 
+def test_sample_residual_flag_reaches_the_model(trained, tmp_path):
+    from bs_lib.suppress import suppress_image
+
+    run_dir, _ = trained
+    image = tmp_path / "a.png"
+    _write(image, np.random.default_rng(4).uniform(0.2, 0.8, (64, 64)), 8)
+    assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / "residual"), "--no-figures",
+                     "--device", "cpu", "--residual"]) == 0
+    written, _ = io.read_image(tmp_path / "residual" / "a_suppressed.png")
+    objective, _ = load_suppressor(run_dir, device="cpu")
+    radiograph = io.read_image(image)[0]
+    residual, decoded = (suppress_image(objective, radiograph, 64, 0, residual=flag) for flag in (True, False))
+    assert np.abs(written - residual).max() <= 1 / 255 + 1e-6 and np.abs(residual - decoded).max() > 1 / 255
+
+
 def test_sampler_options_are_refused_for_a_one_pass_model(tmp_path):
     config = load_config("unet", "smoke", steps=1, output_dir=str(tmp_path / "runs"))
     Trainer(build_objective(config), config, _pairs(4)).fit()

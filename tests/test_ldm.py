@@ -129,6 +129,18 @@ def test_predict_is_seeded_shaped_and_in_range(autoencoder):
         ldm.predict(cxr, stepz=3)
 
 
+def test_the_residual_output_keeps_what_the_autoencoder_cannot_reconstruct(autoencoder, monkeypatch):
+    ldm = ConditionalLDM(autoencoder, UNET_PRESETS["smoke"], DiffusionSettings(sampling_steps=2))
+    cxr = torch.rand(2, 1, 64, 64) * 0.8 + 0.1
+    # A model that removes nothing: the sampled soft-tissue latent is the radiograph's own.
+    monkeypatch.setattr(ldm, "sample_latent", lambda z_cxr, generator=None, **_: diffusion.SamplingResult(z_cxr, []))
+    decoded, residual = ldm.predict(cxr), ldm.predict(cxr, residual=True)
+    assert (decoded - cxr).abs().mean() > 0.05  # the decoding loses what stage 1 cannot reconstruct
+    assert torch.allclose(residual, cxr, atol=1e-5)  # the residual output gives the radiograph back
+    ldm.settings.residual = True
+    assert torch.equal(ldm.predict(cxr), residual)  # the setting is the default of predict
+
+
 def test_the_autoencoder_stays_frozen_and_only_the_unet_trains(autoencoder):
     ldm = ConditionalLDM(autoencoder, UNET_PRESETS["smoke"]).train()
     assert not ldm.autoencoder.training

@@ -15,6 +15,20 @@ sampler (DDPM, DDIM or DPM-Solver++) while thresholding :math:`\hat x_0`
 (temporal adaptive thresholding in BS-LDM), and decodes :math:`\mathcal D(x_0)`
 into the soft-tissue image.
 
+The output: decoded, or the radiograph minus a bone layer
+-----------------------------------------------------------
+:math:`\mathcal D(x_0)` differs from the radiograph in two ways: the bone the
+diffusion removed, and everything the autoencoder cannot reconstruct (on a
+real radiograph, for an autoencoder trained on the phantom, a great deal).
+Decoding the radiograph's own latent measures the second alone, so
+
+.. math:: \hat s = c - \big(\mathcal D(z_c) - \mathcal D(x_0)\big)
+
+keeps every detail of :math:`c` and removes only the difference of two
+decodings: the bone layer, as the residual CNNs of the course predict it
+(``residual=True``, one more decoder pass). The published model outputs
+:math:`\mathcal D(x_0)` (``residual=False``, the default).
+
 The condition, in training and sampling
 ---------------------------------------
 The official code noises all 8 channels at once, so during training the
@@ -60,7 +74,7 @@ UNET_PRESETS = {
 
 @dataclass
 class DiffusionSettings:
-    """The switches of BS-LDM's stage 2, each one an ablation in notebook 08.
+    r"""The switches of BS-LDM's stage 2, each one an ablation in notebook 08.
 
     ``train_timesteps`` is :math:`T`, the length of the forward chain;
     ``offset_noise`` is λ (0 turns it off); ``condition`` is ``"clean"`` or
@@ -70,6 +84,8 @@ class DiffusionSettings:
     (``"leading"`` or ``"trailing"``, see
     :func:`bs_lib.diffusion.sampling_timesteps`) choose the sampling chain;
     trailing, the default, starts from pure noise and leans on the threshold.
+    ``residual`` subtracts the bone layer :math:`\mathcal D(z_c) - \mathcal D(x_0)`
+    from the radiograph instead of returning :math:`\mathcal D(x_0)` (see the module docstring).
     """
 
     train_timesteps: int = 1000
@@ -81,6 +97,7 @@ class DiffusionSettings:
     eta: float = 0.0
     threshold: str = "tat"
     threshold_options: dict = field(default_factory=lambda: {"omega": 1.4, "rate": 0.003})
+    residual: bool = False
 
     def __post_init__(self):
         if self.condition not in ("clean", "official"):
@@ -189,10 +206,17 @@ class ConditionalLDM(Objective):
 
     @torch.no_grad()
     def predict(self, cxr: torch.Tensor, generator: torch.Generator | None = None, **overrides) -> torch.Tensor:
-        """Bone suppression end to end: radiograph in [0, 1] → soft-tissue estimate in [0, 1]."""
+        """Bone suppression end to end: radiograph in [0, 1] → soft-tissue estimate in [0, 1].
+
+        ``overrides``: the sampling settings of :meth:`sample_latent`, and ``residual``.
+        """
+        residual = bool(overrides.pop("residual", self.settings.residual))
         z_cxr = self.autoencoder.encode(cxr)
-        latent = self.sample_latent(z_cxr, generator, **overrides).sample
-        return self.autoencoder.decode(latent)
+        soft = self.autoencoder.decode(self.sample_latent(z_cxr, generator, **overrides).sample)
+        if not residual:
+            return soft
+        bone = self.autoencoder.decode(z_cxr) - soft
+        return (cxr.to(soft.dtype) - bone).clamp(0, 1)
 
 
 class LatentPairs(torch.utils.data.Dataset):
