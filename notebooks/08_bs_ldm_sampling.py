@@ -487,6 +487,14 @@ check(abs(leading.iloc[0] - mu) > abs(trailing.iloc[0] - mu),
 # is trained for `ABLATION_STEPS` steps from the same stage 1, so they compare
 # fairly with each other (the smoke budget is tiny: read the smoke numbers as a
 # demonstration of the procedure, the colab numbers as results).
+#
+# One sampling-time row changes the *output*, not the chain: the residual output
+# returns the radiograph minus the difference of two decodings,
+# $c - (\mathcal D(z_c) - \mathcal D(x_0))$, so whatever stage 1 cannot
+# reconstruct is kept instead of lost. On the phantom, which stage 1 knows well,
+# it costs about 1 dB; on real radiographs it is what keeps a phantom-trained
+# BS-LDM from erasing structure that is not bone
+# (`benchmarks/results/bs_ldm_real_128.md`).
 
 # %%
 variants = {
