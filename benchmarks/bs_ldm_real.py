@@ -39,34 +39,38 @@ PHANTOM_IMAGES = 16
 METRICS = {"psnr": ("Δ PSNR (dB)", 1.0, 2), "bsr_symmetric": ("Δ BSR sym. (points)", 100.0, 1)}
 
 
-def outputs(objective, cxr):
-    """Every output of one trained BS-LDM for a batch of radiographs (N,1,H,W), each in [0, 1]."""
+def outputs(objective, cxr, averages=(1,)):
+    """Every output of one trained BS-LDM for a batch of radiographs (N,1,H,W), each in [0, 1].
+
+    Each ``K`` of ``averages`` above 1 adds the same outputs from the mean of ``K`` samples."""
     import torch
 
     from bs_lib import bone_layer
 
-    def sampled(residual: bool) -> torch.Tensor:
-        return torch.cat([objective.predict(cxr[i:i + 1], torch.Generator().manual_seed(i), residual=residual)
-                          for i in range(len(cxr))])
+    def sampled(residual: bool, count: int) -> torch.Tensor:
+        return torch.cat([objective.predict(cxr[i:i + 1], torch.Generator().manual_seed(i), residual=residual,
+                                            samples=count) for i in range(len(cxr))])
 
     with torch.no_grad():
         images = {"autoencoder only": objective.autoencoder.predict(cxr)}
-        for name, residual in (("decoded", False), ("residual", True)):
-            soft = sampled(residual).clamp(0, 1)
-            images[name] = soft
-            bone = bone_layer.nonnegative(bone_layer.bone_layer(cxr.numpy(), soft.numpy()))
-            images[f"{name} + nonnegative"] = torch.as_tensor(cxr.numpy() - bone)
+        for count in averages:
+            for output, residual in (("decoded", False), ("residual", True)):
+                name = output if count == 1 else f"{output}, mean of {count}"
+                soft = sampled(residual, count).clamp(0, 1)
+                images[name] = soft
+                bone = bone_layer.nonnegative(bone_layer.bone_layer(cxr.numpy(), soft.numpy()))
+                images[f"{name} + nonnegative"] = torch.as_tensor(cxr.numpy() - bone)
     return {name: image.float().numpy() for name, image in images.items()}
 
 
-def gains(objective, samples) -> dict[str, dict[str, np.ndarray]]:
-    """``{output: {metric: per-image gain over identity}}`` on ``samples``."""
+def gains(objective, pairs, averages=(1,)) -> dict[str, dict[str, np.ndarray]]:
+    """``{output: {metric: per-image gain over identity}}`` on the test ``pairs``."""
     import torch
 
     from bs_lib import metrics
 
-    cxr = torch.stack([sample["cxr"] for sample in samples]).float()
-    soft = torch.stack([sample["soft"] for sample in samples]).float().numpy()
+    cxr = torch.stack([pair["cxr"] for pair in pairs]).float()
+    soft = torch.stack([pair["soft"] for pair in pairs]).float().numpy()
 
     def score(image: np.ndarray) -> dict[str, np.ndarray]:
         return {"psnr": np.asarray(metrics.psnr(image, soft, per_image=True)),
@@ -74,7 +78,7 @@ def gains(objective, samples) -> dict[str, dict[str, np.ndarray]]:
 
     identity = score(cxr.numpy())
     return {name: {metric: values - identity[metric] for metric, values in score(image).items()}
-            for name, image in outputs(objective, cxr).items()}
+            for name, image in outputs(objective, cxr, averages).items()}
 
 
 def table(per_seed: list[dict[str, dict[str, np.ndarray]]], seeds: list[int]) -> list[str]:
@@ -104,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=Path(".cache/benchmark-runs"))
     parser.add_argument("--steps-scale", type=float, default=4.0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/bs_ldm_real_128"))
+    parser.add_argument("--samples", type=int, nargs="+", default=[1], metavar="K",
+                        help="also score the mean of K samples per radiograph, for each K (1: one sample)")
     args = parser.parse_args(argv)
+    if min(args.samples) < 1:
+        parser.error("--samples: every K must be at least 1")
 
     import torch
 
@@ -125,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                                        steps_scale=args.steps_scale)
         objective, _ = load_suppressor(checkpoint, "cpu")
         for dataset in DATASETS:
-            samples = load_test_samples(dataset, args.size, seed, PHANTOM_IMAGES if dataset == "phantom" else None)
-            results[dataset].append(gains(objective, samples))
+            pairs = load_test_samples(dataset, args.size, seed, PHANTOM_IMAGES if dataset == "phantom" else None)
+            results[dataset].append(gains(objective, pairs, args.samples))
         print(f"seed {seed}: done", flush=True)
     command = " ".join(["python benchmarks/bs_ldm_real.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# BS-LDM on real radiographs at {args.size}²: decoded output or radiograph minus bone layer", "",

@@ -23,7 +23,8 @@
   (on trailing timesteps, the default) scores as well as the 1 000 steps on the course's
   benchmark (``benchmarks/results/bs_ldm_samplers_smoke_128.md``) in a fiftieth of the time.
   ``--residual`` returns the radiograph minus the bone layer between two decodings instead of the
-  decoded image, keeping what the autoencoder cannot reconstruct (:mod:`bs_lib.models.ldm`).
+  decoded image, keeping what the autoencoder cannot reconstruct (:mod:`bs_lib.models.ldm`);
+  ``--samples K`` averages ``K`` sampled soft-tissue images (less sampled texture, ``K`` times the time).
 
 The command says what the checkpoint learned from (``state.json`` records its
 config) and warns when its training pairs were the synthetic phantom: such
@@ -102,7 +103,7 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
     The model works at ``working_size``; its bone layer, after ``bone_rules``
     (:data:`bs_lib.bone_layer.RULES`), is brought back to the input's size
     (:func:`bs_lib.bone_layer.transfer`). ``sampling`` (diffusion models
-    only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``, ``residual``.
+    only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``, ``residual``, ``samples``.
     """
     device = next(objective.parameters()).device
     small = io.resize(image, (working_size, working_size))
@@ -205,10 +206,12 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
         raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
+    if sampling.get("samples") is not None and sampling["samples"] < 1:
+        raise ValueError(f"--samples must be at least 1, got {sampling['samples']}.")
     if sampling and not accepts_generator(objective.predict):
-        raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold and --residual apply to diffusion "
-                         f"checkpoints (BS-LDM); {checkpoint} is a {config.method!r} model, which predicts in one "
-                         f"pass: drop them.")
+        raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold, --residual and --samples apply to "
+                         f"diffusion checkpoints (BS-LDM); {checkpoint} is a {config.method!r} model, which predicts "
+                         f"in one pass: drop them.")
     size = working_size or config.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
     for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):
@@ -258,6 +261,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                         help="diffusion models: the radiograph minus the bone layer between two decodings, "
                              "instead of the decoded image (default: the checkpoint's config)")
+    parser.add_argument("--samples", type=int, default=None, metavar="K",
+                        help="diffusion models: average K sampled soft-tissue images, K times the sampling time "
+                             "(default: the checkpoint's config, 1)")
     parser.add_argument("--bone-rules", nargs="*", choices=bone_layer.RULES, default=list(DEFAULT_BONE_RULES),
                         help="rules for the removed bone layer before it is brought back to the input's size "
                              f"(default: {' '.join(DEFAULT_BONE_RULES)}; give none for the model's layer as is)")
@@ -278,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
                                 overwrite=args.overwrite, device=args.device,
                                 sampling={"sampler": args.sampler, "sampling_steps": args.sampling_steps,
                                           "spacing": args.spacing, "threshold": args.threshold,
-                                          "residual": args.residual},
+                                          "residual": args.residual, "samples": args.samples},
                                 bone_rules=args.bone_rules)
     print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
     print(f"the checkpoint learned from: {report.trained_on}")

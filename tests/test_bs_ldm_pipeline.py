@@ -120,6 +120,24 @@ def test_sample_residual_flag_reaches_the_model(trained, tmp_path):
     assert np.abs(written - residual).max() <= 1 / 255 + 1e-6 and np.abs(residual - decoded).max() > 1 / 255
 
 
+def test_sample_averages_as_many_samples_as_asked(trained, tmp_path):
+    from bs_lib.suppress import suppress_image
+
+    run_dir, _ = trained
+    image = tmp_path / "a.png"
+    _write(image, np.random.default_rng(5).uniform(0.2, 0.8, (64, 64)), 8)
+    assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / "mean"), "--no-figures",
+                     "--device", "cpu", "--samples", "3"]) == 0
+    written, _ = io.read_image(tmp_path / "mean" / "a_suppressed.png")
+    objective, _ = load_suppressor(run_dir, device="cpu")
+    radiograph = io.read_image(image)[0]
+    mean, one = (suppress_image(objective, radiograph, 64, 0, samples=count) for count in (3, 1))
+    assert np.abs(written - mean).max() <= 1 / 255 + 1e-6 and np.abs(mean - one).max() > 1 / 255
+    with pytest.raises(ValueError, match="--samples must be at least 1"):
+        suppress_files(run_dir, [image], tmp_path / "none", device="cpu", sampling={"samples": 0})
+    assert not (tmp_path / "none").exists()
+
+
 def test_sampler_options_are_refused_for_a_one_pass_model(tmp_path):
     config = load_config("unet", "smoke", steps=1, output_dir=str(tmp_path / "runs"))
     Trainer(build_objective(config), config, _pairs(4)).fit()

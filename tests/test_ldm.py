@@ -141,6 +141,24 @@ def test_the_residual_output_keeps_what_the_autoencoder_cannot_reconstruct(autoe
     assert torch.equal(ldm.predict(cxr), residual)  # the setting is the default of predict
 
 
+def test_the_mean_of_several_samples_varies_less_between_seeds(autoencoder):
+    torch.manual_seed(0)
+    ldm = ConditionalLDM(autoencoder, UNET_PRESETS["smoke"], DiffusionSettings(sampling_steps=2)).eval()
+    cxr = torch.rand(2, 1, 64, 64) * 0.8 + 0.1
+
+    def spread(samples: int) -> float:  # pixel variance over six sampling seeds, averaged over the pixels
+        draws = torch.stack([ldm.predict(cxr, torch.Generator().manual_seed(seed), samples=samples)
+                             for seed in range(6)])
+        assert draws.shape == (6, *cxr.shape)
+        return draws.var(dim=0).mean().item()
+
+    one, four = spread(1), spread(4)
+    assert one > 0  # each seed draws another soft-tissue image
+    assert four < 0.5 * one  # four independent chains: about a quarter of the variance
+    with pytest.raises(ValueError, match="samples must be at least 1"):
+        ldm.predict(cxr, samples=0)
+
+
 def test_the_autoencoder_stays_frozen_and_only_the_unet_trains(autoencoder):
     ldm = ConditionalLDM(autoencoder, UNET_PRESETS["smoke"]).train()
     assert not ldm.autoencoder.training
@@ -160,7 +178,7 @@ def test_bs_ldm_samples_short_chains_from_pure_noise_behind_its_threshold():
     ("changes", "message"),
     [({"condition": "scaled"}, "condition must be"), ({"offset_noise": -0.1}, "non-negative"),
      ({"threshold": "imagen"}, "Unknown threshold"), ({"sampler": "euler"}, "sampler must be one of"),
-     ({"spacing": "middle"}, "spacing must be one of")],
+     ({"spacing": "middle"}, "spacing must be one of"), ({"samples": 0}, "samples must be at least 1")],
 )
 def test_bad_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
