@@ -29,6 +29,10 @@ def test_a_model_that_removes_nothing_gives_the_radiograph_back_only_through_the
     assert abs(gains["autoencoder only"]["psnr"].mean()) > 0.1  # an untrained stage 1 changes the image
     for name in ("residual", "residual + nonnegative"):
         assert np.allclose(gains[name]["psnr"], 0, atol=0.01)  # the radiograph itself: no gain, no loss
+    averaged = script.gains(ldm, samples, averages=(1, 2))
+    assert set(averaged) - set(gains) == {"decoded, mean of 2", "decoded, mean of 2 + nonnegative",
+                                          "residual, mean of 2", "residual, mean of 2 + nonnegative"}
+    assert np.allclose(averaged["residual, mean of 2"]["psnr"], 0, atol=0.01)
 
 
 def test_the_table_shows_every_seed_and_the_seed_mean(script):
