@@ -1,7 +1,7 @@
 """BS-LDM on real radiographs: the decoded output, or the radiograph minus a bone layer?
 
     python benchmarks/bs_ldm_real.py [--size 128] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
-        [--steps-scale 4] [--output benchmarks/results/bs_ldm_real_128]
+        [--steps-scale 4] [--samples 1 4] [--output benchmarks/results/bs_ldm_real_128]
 
 BS-LDM's soft-tissue image is a *decoding*, :math:`\\mathcal D(x_0)`: it keeps
 of the radiograph only what the stage-1 autoencoder can reconstruct. An
@@ -17,7 +17,8 @@ reused; a missing one is trained), this scores on the real development pairs
 
 * ``autoencoder only``: :math:`\\mathcal D(\\mathcal E(c))`, what stage 1 alone does to an image;
 * ``decoded`` (the published output) and ``residual``;
-* each with the ``nonnegative`` bone-layer rule that ``python -m bs_lib sample`` applies.
+* each with the ``nonnegative`` bone-layer rule that ``python -m bs_lib sample`` applies;
+* for each ``K`` above 1 in ``--samples``, the same from the mean of ``K`` sampled images.
 
 Every row is a gain over identity (do nothing) on the same images: per seed
 the mean, then the seed-averaged per-image gain with its paired bootstrap
