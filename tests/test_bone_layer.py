@@ -47,8 +47,28 @@ def test_rules_nonnegative_and_smooth():
     assert both[0].max() == 0 and both[1].max() > 0
 
 
+def test_highpass_removes_the_body_and_keeps_the_ribs_and_the_mean():
+    size = 256
+    y, x = np.mgrid[0:size, 0:size] / size
+    ribs = 0.1 * (1 + np.cos(2 * np.pi * y * 17))  # the phantom's rib spacing: 1/17 of the width
+    body = 0.3 * np.exp(-(((x - 0.5) / 0.15) ** 2))  # a mediastinum-wide bright band, not bone
+    layer = (ribs + body)[None].astype(np.float32)
+    kept = bone_layer.highpass(layer)
+    assert kept.mean() == pytest.approx(layer.mean(), abs=1e-5)
+    inner = (slice(None), slice(32, -32), slice(32, -32))  # away from the border's reflection
+    rib_part = (ribs - ribs.mean())[None][inner]
+    residue = (kept - layer.mean())[inner] - rib_part
+    assert np.sum(residue**2) < 0.05 * np.sum(rib_part**2)  # the ribs pass, the band is gone
+    band_part = (body - body.mean())[None][inner]
+    assert np.sum(band_part**2) > 2 * np.sum(rib_part**2)  # ... and the band was the larger part
+    both = bone_layer.restrict(layer, ("highpass", "nonnegative"))
+    assert both.min() >= 0
+    with pytest.raises(ValueError, match="sigma above 0"):
+        bone_layer.highpass(layer, sigma=0)
+
+
 def test_bad_rules_and_shapes_are_clear_errors():
-    with pytest.raises(ValueError, match="choose from nonnegative, smooth"):
+    with pytest.raises(ValueError, match="choose from highpass, nonnegative, smooth"):
         bone_layer.check_rules(["clip"])
     cxr, soft, _ = full_size_pair(64)
     with pytest.raises(ValueError, match="differ in shape"):
