@@ -17,7 +17,8 @@ reused; a missing one is trained), this scores on the real development pairs
 
 * ``autoencoder only``: :math:`\\mathcal D(\\mathcal E(c))`, what stage 1 alone does to an image;
 * ``decoded`` (the published output) and ``residual``;
-* each with the ``nonnegative`` bone-layer rule that ``python -m bs_lib sample`` applies;
+* each with the bone-layer rules that ``python -m bs_lib sample`` applies: ``nonnegative``
+  (every checkpoint) and ``highpass`` + ``nonnegative`` (one trained on the phantom only);
 * for each ``K`` above 1 in ``--samples``, the same from the mean of ``K`` sampled images.
 
 Every row is a gain over identity (do nothing) on the same images: per seed
@@ -37,6 +38,7 @@ import numpy as np
 
 DATASETS = {"real-pairs": "real development pairs (SZCH)", "phantom": "phantom test split"}
 PHANTOM_IMAGES = 16
+RULE_SETS = (("nonnegative",), ("highpass", "nonnegative"))  # what `sample` applies: any model, phantom-only
 METRICS = {"psnr": ("Δ PSNR (dB)", 1.0, 2), "bsr_symmetric": ("Δ BSR sym. (points)", 100.0, 1)}
 
 
@@ -59,8 +61,10 @@ def outputs(objective, cxr, averages=(1,)):
                 name = output if count == 1 else f"{output}, mean of {count}"
                 soft = sampled(residual, count).clamp(0, 1)
                 images[name] = soft
-                bone = bone_layer.nonnegative(bone_layer.bone_layer(cxr.numpy(), soft.numpy()))
-                images[f"{name} + nonnegative"] = torch.as_tensor(cxr.numpy() - bone)
+                bone = bone_layer.bone_layer(cxr.numpy(), soft.numpy())
+                for rules in RULE_SETS:
+                    kept = bone_layer.restrict(bone, rules)
+                    images[" + ".join([name, *rules])] = torch.as_tensor(np.clip(cxr.numpy() - kept, 0, 1))
     return {name: image.float().numpy() for name, image in images.items()}
 
 
@@ -144,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
              f"×{args.steps_scale:g}), training seeds {', '.join(map(str, args.seeds))}; DDIM as configured, image i "
              "sampled with generator seed i. Every column is a gain over identity (do nothing) on the same images: "
              "per training seed the mean over images, then the seed-averaged per-image gain with its paired "
-             "bootstrap interval over the images. `+ nonnegative`: the negative part of the bone layer set to 0, "
-             "as `python -m bs_lib sample` does."]
+             "bootstrap interval over the images. `+ nonnegative`: the negative part of the bone layer set to 0; "
+             "`+ highpass`: the bone layer less its structure coarser than the rib pattern (`bs_lib.bone_layer`); "
+             "`python -m bs_lib sample` applies both to a checkpoint trained on the phantom only."]
     for dataset, title in DATASETS.items():
         count = len(results[dataset][0]["decoded"]["psnr"])
         lines += ["", f"## Data: {title}, {count} images", "", *table(results[dataset], args.seeds)]

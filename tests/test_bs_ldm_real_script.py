@@ -24,14 +24,15 @@ def test_a_model_that_removes_nothing_gives_the_radiograph_back_only_through_the
     samples = [{"cxr": torch.as_tensor(rng.uniform(0.2, 0.8, (1, 64, 64)), dtype=torch.float32),
                 "soft": torch.as_tensor(rng.uniform(0.2, 0.8, (1, 64, 64)), dtype=torch.float32)} for _ in range(3)]
     gains = script.gains(ldm.eval(), samples)
-    assert set(gains) == {"autoencoder only", "decoded", "decoded + nonnegative", "residual", "residual + nonnegative"}
+    assert set(gains) == {"autoencoder only", "decoded", "decoded + nonnegative", "decoded + highpass + nonnegative",
+                          "residual", "residual + nonnegative", "residual + highpass + nonnegative"}
     assert np.allclose(gains["decoded"]["psnr"], gains["autoencoder only"]["psnr"], atol=1e-4)
     assert abs(gains["autoencoder only"]["psnr"].mean()) > 0.1  # an untrained stage 1 changes the image
-    for name in ("residual", "residual + nonnegative"):
+    for name in ("residual", "residual + nonnegative", "residual + highpass + nonnegative"):
         assert np.allclose(gains[name]["psnr"], 0, atol=0.01)  # the radiograph itself: no gain, no loss
     averaged = script.gains(ldm, samples, averages=(1, 2))
-    assert set(averaged) - set(gains) == {"decoded, mean of 2", "decoded, mean of 2 + nonnegative",
-                                          "residual, mean of 2", "residual, mean of 2 + nonnegative"}
+    assert set(averaged) - set(gains) == {f"{output}, mean of 2{rules}" for output in ("decoded", "residual")
+                                          for rules in ("", " + nonnegative", " + highpass + nonnegative")}
     assert np.allclose(averaged["residual, mean of 2"]["psnr"], 0, atol=0.01)
 
 
