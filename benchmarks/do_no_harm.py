@@ -1,23 +1,29 @@
 """Do no harm outside bone: how a suppression at a small working size is brought back to a real radiograph.
 
-    python benchmarks/do_no_harm.py [--size 128] [--runs-dir .cache/benchmark-runs] [--steps-scale 4]
-        [--methods unet unet_plus_plus ...] [--randomise] [--output benchmarks/results/do_no_harm_128]
+    python benchmarks/do_no_harm.py [--size 128] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
+        [--steps-scale 4] [--methods unet unet_plus_plus ...] [--phantom 40] [--randomise]
+        [--output benchmarks/results/do_no_harm_128]
 
 The phantom-trained models of the benchmark (their runs are reused; a missing
 one is trained) suppress the real development pairs (``real-pairs``: six SZCH
 dual-energy pairs, 1024²) at the working size ``--size``. Their output is then
 brought back to 1024², as ``python -m bs_lib sample`` does for a user's image,
-in five ways (:mod:`bs_lib.bone_layer`):
+in several ways (:mod:`bs_lib.bone_layer`):
 
-* ``soft upsampled``: the soft-tissue estimate resized to 1024² (what ``sample`` did before);
+* ``soft upsampled``: the soft-tissue estimate resized to 1024² (what ``sample`` did first);
 * ``bone layer``: the removed bone layer resized and subtracted from the 1024² radiograph;
-* ``+ nonnegative``, ``+ smooth`` and ``+ both``: the bone layer with those rules first.
+* ``+ nonnegative``, ``+ smooth``, ``+ highpass``, ...: the bone layer with those rules first.
 
 Every variant is scored at 1024² against the real soft-tissue image: PSNR,
 symmetric BSR and the fine-detail error outside bone
-(:func:`bs_lib.metrics.fine_detail_error`), each beside the identity
-(do nothing) with a paired bootstrap interval over the six images. Writes
-``OUTPUT.md`` and a crop figure ``OUTPUT.png``. No real target is trained on.
+(:func:`bs_lib.metrics.fine_detail_error`), each beside the identity (do
+nothing) with a paired bootstrap interval over the six images. With several
+``--seeds`` each method is trained once per seed and every image's scores are
+averaged over the seeds before the interval is drawn (as ``seeds.py`` does).
+``--phantom N`` scores the same variants on N phantom test images at the
+working size, where the models were trained: what a rule costs there. Writes
+``OUTPUT.md`` and two figures: a lung crop (``OUTPUT.png``) and whole images
+with their bone layers (``OUTPUT_layers.png``). No real target is trained on.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = {"soft upsampled": None, "bone layer": (), "+ nonnegative": ("nonnegative",), "+ smooth": ("smooth",),
-            "+ both": ("nonnegative", "smooth")}
+            "+ both": ("nonnegative", "smooth"), "+ highpass": ("highpass",),
+            "+ highpass + nonnegative": ("highpass", "nonnegative")}
 METHODS = ("unet", "unet_plus_plus", "resnet_bs", "pix2pix", "mca_net", "vae", "vq_vae", "gusarev_ae",
            "distillation", "domain_adaptation")
 FULL_SIZE = 1024
+Scores = dict[str, np.ndarray]  # metric -> one value per image
 
 
 def predictions(method, samples, size: int) -> dict[str, list[np.ndarray]]:
-    """Every variant's 1024² soft-tissue estimate of every sample."""
+    """Every variant's full-size soft-tissue estimate of every sample (the model sees it at ``size``)."""
     import torch
 
     from bs_lib import bone_layer, io
@@ -57,7 +65,7 @@ def predictions(method, samples, size: int) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def scores(estimates: list[np.ndarray], samples) -> dict[str, np.ndarray]:
+def scores(estimates: list[np.ndarray], samples) -> Scores:
     from bs_lib import metrics
 
     columns: dict[str, list[float]] = {"psnr": [], "bsr_symmetric": [], "fine_detail_error": []}
@@ -69,14 +77,25 @@ def scores(estimates: list[np.ndarray], samples) -> dict[str, np.ndarray]:
     return {key: np.array(values) for key, values in columns.items()}
 
 
-def interval(values: np.ndarray, reference: np.ndarray) -> str:
+def seed_mean(per_seed: list[Scores]) -> Scores:
+    """Every image's scores averaged over the training seeds."""
+    return {key: np.mean([s[key] for s in per_seed], axis=0) for key in per_seed[0]}
+
+
+def passes(values: Scores, identity: Scores) -> bool:
+    """The issue's bar: PSNR above identity and symmetric BSR not below it (mean gains)."""
+    return bool(np.mean(values["psnr"] - identity["psnr"]) > 0
+                and np.mean(values["bsr_symmetric"] - identity["bsr_symmetric"]) >= 0)
+
+
+def interval(values: np.ndarray, reference: np.ndarray, digits: int = 2) -> str:
     from bs_lib.benchmark.tables import format_difference
     from bs_lib.evaluate import paired_difference
 
-    return format_difference(*paired_difference(values, reference))
+    return format_difference(*paired_difference(values, reference), digits=digits)
 
 
-def table(results: dict[str, dict[str, dict[str, np.ndarray]]], identity: dict[str, np.ndarray]) -> list[str]:
+def table(results: dict[str, dict[str, Scores]], identity: Scores) -> list[str]:
     lines = ["| method | bring back | PSNR (dB) ↑ | Δ PSNR vs identity [95 % CI] | BSR sym. ↑ | "
              "Δ BSR sym. vs identity [95 % CI] | fine-detail error (10⁻³) ↓ | Δ vs identity [95 % CI] |",
              "|---|---|---|---|---|---|---|---|"]
@@ -93,22 +112,27 @@ def table(results: dict[str, dict[str, dict[str, np.ndarray]]], identity: dict[s
     return lines
 
 
-def summary(results: dict[str, dict[str, dict[str, np.ndarray]]]) -> list[str]:
-    """Each variant's PSNR, symmetric BSR and fine-detail error, averaged over the methods."""
-    lines = ["| bring back | mean PSNR (dB) | mean BSR sym. | mean fine-detail error (10⁻³) |", "|---|---|---|---|"]
+def summary(results: dict[str, dict[str, Scores]], identity: Scores,
+            per_seed: dict[str, dict[str, list[Scores]]]) -> list[str]:
+    """Each variant averaged over the methods, and how many methods (and method-seeds) pass the bar."""
+    seeds = len(next(iter(next(iter(per_seed.values())).values())))
+    lines = ["| bring back | mean PSNR (dB) | mean Δ PSNR (dB) | mean BSR sym. | mean Δ BSR sym. (points) | "
+             f"mean fine-detail error (10⁻³) | methods passing, seed mean (of {len(results)}) | "
+             f"method-seeds passing (of {len(results) * seeds}) |", "|---|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
         rows = [variants[variant] for variants in results.values()]
+        draws = [draw for variants in per_seed.values() for draw in variants[variant]]
         lines.append(f"| {variant} | {np.mean([r['psnr'].mean() for r in rows]):.2f} | "
+                     f"{np.mean([np.mean(r['psnr'] - identity['psnr']) for r in rows]):+.2f} | "
                      f"{np.mean([r['bsr_symmetric'].mean() for r in rows]):.3f} | "
-                     f"{np.mean([r['fine_detail_error'].mean() for r in rows]):.2f} |")
+                     f"{100 * np.mean([np.mean(r['bsr_symmetric'] - identity['bsr_symmetric']) for r in rows]):+.1f} | "
+                     f"{np.mean([r['fine_detail_error'].mean() for r in rows]):.2f} | "
+                     f"{sum(passes(r, identity) for r in rows)} | {sum(passes(d, identity) for d in draws)} |")
     return lines
 
 
 def crop_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str) -> None:
     """A lung crop at full resolution: radiograph, target, and the estimate brought back each way."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows, cols = slice(300, 556), slice(180, 436)  # 256² of the right lung (image left), at 1024²
@@ -127,21 +151,78 @@ def crop_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str
     plt.close(figure)
 
 
+def layers_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str) -> None:
+    """Whole images: the soft tissue (top) and the bone layer it implies (bottom), true and estimated."""
+    import matplotlib.pyplot as plt
+
+    cxr = sample["cxr"].numpy()[0]
+    softs = {"real (dual energy)": sample["soft"].numpy()[0], f"{label}: bone layer": estimates["bone layer"][0],
+             f"{label}: + highpass + nonnegative": estimates["+ highpass + nonnegative"][0]}
+    figure, axes = plt.subplots(2, len(softs), figsize=(3.4 * len(softs), 7))
+    low, high = np.quantile(cxr, [0.01, 0.99])
+    bone_high = np.quantile(cxr - softs["real (dual energy)"], 0.99)
+    for column, (title, soft) in enumerate(softs.items()):
+        axes[0, column].imshow(soft, cmap="gray", vmin=low, vmax=high)
+        axes[0, column].set_title(f"soft tissue: {title}", fontsize=9)
+        axes[1, column].imshow(cxr - soft, cmap="gray", vmin=-bone_high, vmax=bone_high)
+        axes[1, column].set_title("bone layer (radiograph − soft)", fontsize=9)
+    for axis in axes.flat:
+        axis.axis("off")
+    figure.suptitle(f"Real development pair {sample['id']} at 1024², soft tissue (top) and bone layer (bottom):\n"
+                    "the highpass rule keeps the estimated bone layer's rib-scale structure, not the coarser rest",
+                    fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def evaluate_methods(args, samples, size: int) -> tuple[dict, dict, dict]:
+    """Per method: its seed-mean scores per variant, every seed's scores, and seed 0's estimates."""
+    import torch
+
+    from bs_lib.benchmark.training import prepare_method
+
+    results, per_seed, first = {}, {}, {}
+    for name in args.methods:
+        draws: dict[str, list[Scores]] = {variant: [] for variant in VARIANTS}
+        for seed in args.seeds:
+            method = prepare_method(name, "smoke", image_size=args.size, seed=seed, runs=args.runs_dir,
+                                    device=torch.device("cpu"), steps_scale=args.steps_scale,
+                                    randomise=args.randomise)
+            estimates = predictions(method, samples, size)
+            for variant, values in estimates.items():
+                draws[variant].append(scores(values, samples))
+            first.setdefault(method.label, {variant: values[0] for variant, values in estimates.items()})
+            print(f"{method.label}, seed {seed}: done", flush=True)
+        results[method.label] = {variant: seed_mean(values) for variant, values in draws.items()}
+        per_seed[method.label] = draws
+    return results, per_seed, first
+
+
+def section(title: str, results, per_seed, identity) -> list[str]:
+    return [f"## {title}: each bring-back, averaged over the methods", "", *summary(results, identity, per_seed), "",
+            f"## {title}: every method", "", *table(results, identity), ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=128, help="working size of the models")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (scores averaged)")
     parser.add_argument("--runs-dir", type=Path, default=Path(".cache/benchmark-runs"))
     parser.add_argument("--steps-scale", type=float, default=4.0)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--phantom", type=int, default=0, metavar="N",
+                        help="also score N phantom test images at the working size (0: none)")
     parser.add_argument("--randomise", action="store_true", help="the runs trained through random imaging chains")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/do_no_harm_128"))
     args = parser.parse_args(argv)
 
+    import matplotlib
     import torch
 
     from bs_lib.benchmark.data import load_test_samples
-    from bs_lib.benchmark.training import prepare_method
 
+    matplotlib.use("Agg")
     started = time.perf_counter()
     try:
         samples = load_test_samples("real-pairs", FULL_SIZE, 0, None)
@@ -149,31 +230,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the real development pairs are needed: {error}", file=sys.stderr)
         return 2
     identity = scores([s["cxr"].numpy() for s in samples], samples)
-    results, first = {}, None
-    for name in args.methods:
-        method = prepare_method(name, "smoke", image_size=args.size, seed=0, runs=args.runs_dir,
-                                device=torch.device("cpu"), steps_scale=args.steps_scale, randomise=args.randomise)
-        estimates = predictions(method, samples, args.size)
-        results[method.label] = {variant: scores(values, samples) for variant, values in estimates.items()}
-        first = first or (method.label, {variant: values[0] for variant, values in estimates.items()})
-        print(f"{method.label}: done", flush=True)
+    results, per_seed, first = evaluate_methods(args, samples, args.size)
+    seeds = ", ".join(map(str, args.seeds))
     command = " ".join(["python benchmarks/do_no_harm.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# Do no harm outside bone: bringing a {args.size}² suppression back to 1024²", "",
-             f"Produced by `{command}` in {time.perf_counter() - started:.0f} s (CPU, torch "
-             f"{torch.__version__}).", "",
+             f"Produced by `{command}` in SECONDS s (CPU, torch {torch.__version__}).", "",
              f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024². Models: "
              f"the benchmark's phantom-trained runs at {args.size}² (smoke recipes, steps ×{args.steps_scale:g}"
-             f"{', trained through random imaging chains' if args.randomise else ''}); no real target is trained on. "
+             f"{', trained through random imaging chains' if args.randomise else ''}), training seed(s) {seeds}; "
+             "with several seeds every image's scores are averaged over them. No real target is trained on. "
              "Intervals are paired bootstrap intervals over the six images; fine-detail error: RMS of the "
              "difference of the band G₂ − G₈ (σ = 4 px at 1024², vessel scale) over the half of each image "
-             "with the least bone "
-             "(`bs_lib.metrics.fine_detail_error`; lower is better).", "",
-             "## Each bring-back, averaged over the methods", "", *summary(results), "",
-             "## Every method", "", *table(results, identity), ""]
+             "with the least bone (`bs_lib.metrics.fine_detail_error`; lower is better). A method passes when its "
+             "mean PSNR gain is above 0 and its mean symmetric-BSR gain is not below 0.", "",
+             *section("Real development pairs", results, per_seed, identity)]
+    if args.phantom:
+        phantom = load_test_samples("phantom", args.size, 0, args.phantom)
+        phantom_identity = scores([s["cxr"].numpy() for s in phantom], phantom)
+        phantom_results, phantom_seeds, _ = evaluate_methods(args, phantom, args.size)
+        lines += [f"Data: **phantom**, the first {len(phantom)} images of its test split, scored at the working "
+                  f"size {args.size}² (the models' own domain; no resizing, so `soft upsampled` is the model's "
+                  "output as is).", "", *section("Phantom", phantom_results, phantom_seeds, phantom_identity)]
+    text = "\n".join(lines).replace("SECONDS", f"{time.perf_counter() - started:.0f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".md").write_text("\n".join(lines))
-    crop_figure(args.output.with_suffix(".png"), samples[0], first[1], first[0])
-    print("\n".join(lines))
+    args.output.with_suffix(".md").write_text(text)
+    label = next(iter(first))
+    crop_figure(args.output.with_suffix(".png"), samples[0], first[label], label)
+    shown = next((lab for lab in first if lab == "ResNet-BS"), label)
+    layers_figure(args.output.with_name(args.output.name + "_layers.png"), samples[0], first[shown], shown)
+    print(text)
     return 0
 
 
