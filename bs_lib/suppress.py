@@ -9,8 +9,9 @@
   of any size. Each is read with :func:`bs_lib.io.read_image` (bone bright),
   resized to the model's working size (bilinear, aspect ratio not kept, as
   BS-LDM does) and suppressed. The *bone layer* the model removed (radiograph
-  minus estimate), with its negative values set to 0 (bone only brightens;
-  ``--bone-rules`` chooses), is resized back to the input's size and
+  minus estimate), with its negative values set to 0 (bone only brightens)
+  and, for a checkpoint trained on the phantom only, without its structure
+  coarser than the rib pattern (``--bone-rules`` chooses), is resized back to the input's size and
   subtracted from the full-size radiograph, so every detail finer than the
   working size is kept (:func:`bs_lib.bone_layer.transfer`). The result is written as PNG with the
   input's bit depth (8 or 16 bits) and polarity: an image read as a negative
@@ -65,7 +66,9 @@ PHANTOM_ONLY_WARNING = (
     "unprocessed radiograph, adding structure that is not bone; on the course's six real development pairs "
     "(one hospital, 256²) they gained +0.4 to +4.0 dB, and ResNet-BS, the VAE and BS-LDM lowered the "
     "symmetric bone suppression ratio (README, 'Training on the phantom for real radiographs'; "
-    "benchmarks/results/real_pairs_256_seeds.md). Read its output as a demonstration, not as a soft-tissue "
+    "benchmarks/results/real_pairs_256_seeds.md). The highpass bone-layer rule applied by default here "
+    "lifts nine of ten such models above doing nothing on both measures there (do_no_harm_256.md); the "
+    "external scanner was measured without it. Read its output as a demonstration, not as a soft-tissue "
     "image; for real use train on real pairs (data: szch-x-rays).")
 
 
@@ -73,6 +76,12 @@ PHANTOM_ONLY_WARNING = (
 #: development pairs at 1024² it raised PSNR by 0.14 dB on average over ten families
 #: (benchmarks/results/do_no_harm_128.md).
 DEFAULT_BONE_RULES = ("nonnegative",)
+#: ... and for a checkpoint trained on the phantom only, whose bone layer takes in the body's large-scale
+#: brightness on a real chest ("bright is bone" on the phantom): ``highpass`` first. On the real development
+#: pairs at 1024² (ten families, three seeds at 256²) that adds +0.44 dB and +5.3 points of symmetric BSR to
+#: ``nonnegative`` alone, and nine families instead of seven do not lower it; on the phantom itself it costs
+#: 2.9 dB and 10.5 points (benchmarks/results/do_no_harm_256.md).
+PHANTOM_BONE_RULES = ("highpass", "nonnegative")
 
 
 class PhantomOnlyWarning(UserWarning):
@@ -172,13 +181,14 @@ class SuppressionReport:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     trained_on: str = ""  # what the checkpoint learned from (training_data)
+    bone_rules: tuple[str, ...] = ()  # the bone-layer rules applied
 
 
 def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_dir: str | Path, *,
                    negative: bool = False, working_size: int | None = None, seed: int = 0, figures: bool = True,
                    overwrite: bool = False, device: str | torch.device | None = None,
                    sampling: Mapping[str, object] | None = None,
-                   bone_rules: Iterable[str] = DEFAULT_BONE_RULES) -> SuppressionReport:
+                   bone_rules: Iterable[str] | None = None) -> SuppressionReport:
     """Suppress every input image and write ``<name>_suppressed.png`` (+ ``<name>_before_after.png``).
 
     Each input is read on its own: one that cannot be read (empty, truncated,
@@ -190,11 +200,13 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     while suppressing or writing.
 
     ``sampling`` overrides a diffusion checkpoint's sampler settings and
-    ``bone_rules`` chooses the bone-layer rules (see :func:`suppress_image`).
+    ``bone_rules`` chooses the bone-layer rules (see :func:`suppress_image`);
+    ``None`` chooses by what the checkpoint learned from:
+    :data:`PHANTOM_BONE_RULES` for the phantom only, else :data:`DEFAULT_BONE_RULES`.
     """
     from bs_lib.config import progress
 
-    bone_rules = bone_layer.check_rules(bone_rules)
+    bone_rules = None if bone_rules is None else bone_layer.check_rules(bone_rules)
     files = collect_inputs([Path(p) for p in inputs])
     output_dir = Path(output_dir)
     targets = [output_dir / f"{f.stem}_suppressed.png" for f in files]
@@ -206,6 +218,9 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     report.trained_on, phantom_only = training_data(config)
     if phantom_only:
         warnings.warn(PHANTOM_ONLY_WARNING, PhantomOnlyWarning, stacklevel=2)
+    if bone_rules is None:
+        bone_rules = PHANTOM_BONE_RULES if phantom_only else DEFAULT_BONE_RULES
+    report.bone_rules = bone_rules
     sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
     if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
         raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
@@ -267,9 +282,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=None, metavar="K",
                         help="diffusion models: average K sampled soft-tissue images, K times the sampling time "
                              "(default: the checkpoint's config, 1)")
-    parser.add_argument("--bone-rules", nargs="*", choices=bone_layer.RULES, default=list(DEFAULT_BONE_RULES),
+    parser.add_argument("--bone-rules", nargs="*", choices=bone_layer.RULES, default=None,
                         help="rules for the removed bone layer before it is brought back to the input's size "
-                             f"(default: {' '.join(DEFAULT_BONE_RULES)}; give none for the model's layer as is)")
+                             f"(default: {' '.join(PHANTOM_BONE_RULES)} for a checkpoint trained on the phantom "
+                             f"only, else {' '.join(DEFAULT_BONE_RULES)}; give none for the model's layer as is)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--no-figures", action="store_true", help="skip the before/after figures")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -291,6 +307,8 @@ def run(args: argparse.Namespace) -> int:
                                 bone_rules=args.bone_rules)
     print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
     print(f"the checkpoint learned from: {report.trained_on}")
+    rules = ", ".join(report.bone_rules) or "none (the model's bone layer as is)"
+    print(f"bone-layer rules: {rules}")
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not report.failed:

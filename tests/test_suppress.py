@@ -120,13 +120,19 @@ def test_sample_says_what_a_checkpoint_learned_from_and_warns_for_the_phantom(ph
     assert "learned from: synthetic phantom pairs, seen through random imaging chains" in captured.out
     assert captured.err.count("warning: This checkpoint learned bone suppression from synthetic phantom") == 1
     assert "worse" in captured.err and "szch-x-rays" in captured.err
+    assert "bone-layer rules: highpass, nonnegative" in captured.out  # the phantom's shortcut is cut
     assert cli.main(["sample", str(tiny_run), str(good), "--output", str(tmp_path / "b"), "--no-figures",
                      "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert "learned from: pairs from tiny_train:build_dataset (a custom dataset)" in captured.out
     assert "warning" not in captured.err
+    assert "bone-layer rules: nonnegative\n" in captured.out
     with pytest.warns(suppress.PhantomOnlyWarning):  # the library call warns too
-        suppress_files(phantom_run, [good], tmp_path / "c", figures=False, device="cpu")
+        report = suppress_files(phantom_run, [good], tmp_path / "c", figures=False, device="cpu")
+    assert report.bone_rules == suppress.PHANTOM_BONE_RULES
+    assert cli.main(["sample", str(phantom_run), str(good), "--output", str(tmp_path / "d"), "--no-figures",
+                     "--device", "cpu", "--bone-rules"]) == 0  # none: the model's layer as is
+    assert "bone-layer rules: none" in capsys.readouterr().out
 
 
 def test_training_data_names_the_labelled_source_of_domain_adaptation():
