@@ -11,7 +11,9 @@ from bs_lib import cli, io
 from bs_lib.configs import load_config
 from bs_lib.engine import Trainer, build_objective
 from bs_lib.models.ldm import ConditionalLDM
-from bs_lib.suppress import collect_inputs, load_suppressor, suppress_files
+from bs_lib.suppress import PHANTOM_BONE_RULES, collect_inputs, load_suppressor, suppress_files
+
+PHANTOM = {"bone_rules": PHANTOM_BONE_RULES}  # sample's rules for these checkpoints (their config: phantom)
 
 
 def _pairs(n, size=64, seed=0):
@@ -80,7 +82,7 @@ def test_sample_keeps_each_inputs_size_bit_depth_and_polarity(trained, tmp_path)
     objective, _ = load_suppressor(run_dir, device="cpu")
     from bs_lib.suppress import suppress_image
 
-    expected = suppress_image(objective, io.read_image(inputs / "negative8.png", invert=True)[0], 64)
+    expected = suppress_image(objective, io.read_image(inputs / "negative8.png", invert=True)[0], 64, **PHANTOM)
     assert np.abs(negative - expected).max() <= 1 / 255 + 1e-6
 
 
@@ -97,8 +99,8 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
     changed, _ = io.read_image(tmp_path / "dpm" / "a_suppressed.png")
     objective, _ = load_suppressor(run_dir, device="cpu")
     expected = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5,
-                              spacing="leading")
-    trailing = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5)
+                              spacing="leading", **PHANTOM)
+    trailing = suppress_image(objective, io.read_image(image)[0], 64, 0, sampler="dpm++2m", sampling_steps=5, **PHANTOM)
     assert np.abs(changed - expected).max() <= 1 / 255 + 1e-6 and np.abs(changed - own).max() > 1 / 255
     assert np.abs(changed - trailing).max() > 1 / 255  # the spacing was passed on
     with pytest.raises(ValueError, match="--sampling-steps must be at least 1"):
@@ -116,7 +118,8 @@ def test_sample_residual_flag_reaches_the_model(trained, tmp_path):
     written, _ = io.read_image(tmp_path / "residual" / "a_suppressed.png")
     objective, _ = load_suppressor(run_dir, device="cpu")
     radiograph = io.read_image(image)[0]
-    residual, decoded = (suppress_image(objective, radiograph, 64, 0, residual=flag) for flag in (True, False))
+    residual, decoded = (suppress_image(objective, radiograph, 64, 0, residual=flag, **PHANTOM)
+                         for flag in (True, False))
     assert np.abs(written - residual).max() <= 1 / 255 + 1e-6 and np.abs(residual - decoded).max() > 1 / 255
 
 
@@ -131,7 +134,7 @@ def test_sample_averages_as_many_samples_as_asked(trained, tmp_path):
     written, _ = io.read_image(tmp_path / "mean" / "a_suppressed.png")
     objective, _ = load_suppressor(run_dir, device="cpu")
     radiograph = io.read_image(image)[0]
-    mean, one = (suppress_image(objective, radiograph, 64, 0, samples=count) for count in (3, 1))
+    mean, one = (suppress_image(objective, radiograph, 64, 0, samples=count, **PHANTOM) for count in (3, 1))
     assert np.abs(written - mean).max() <= 1 / 255 + 1e-6 and np.abs(mean - one).max() > 1 / 255
     with pytest.raises(ValueError, match="--samples must be at least 1"):
         suppress_files(run_dir, [image], tmp_path / "none", device="cpu", sampling={"samples": 0})
