@@ -751,10 +751,10 @@ check(ceiling > identity_bsr, f"on a perfect bone layer the highpass rule keeps 
                               f"above doing nothing ({identity_bsr:.2f}): the coarse part it drops is a minority")
 
 # %% [markdown]
-# A model that did not learn the shortcut can only lose by the rule (the coarse part of
-# its bone layer was right): compare the student's rows above. Across models it is a
-# different story. At 256² on the six real development pairs, with the benchmark's phantom-trained models
-# of ten families and three training seeds (`python benchmarks/do_no_harm.py --size 256
+# A model that did not learn the shortcut has little to gain from the rule and something
+# to lose (the coarse part of its bone layer was right): compare the student's rows
+# above. Across models it is a different story. At 256² on the six real development
+# pairs, with the benchmark's phantom-trained models of ten families and three training seeds (`python benchmarks/do_no_harm.py --size 256
 # --seeds 0 1 2 --phantom 40`, `benchmarks/results/do_no_harm_256.md`, whole images and
 # bone layers in `do_no_harm_256_layers.png`), `highpass` before `nonnegative` raises the
 # mean gain over doing nothing from +2.86 to +3.30 dB and from +2.6 to +7.9 points of
