@@ -92,17 +92,17 @@ def highpass(bone: np.ndarray, sigma: float | None = None) -> np.ndarray:
     sigma = bone.shape[-1] * HIGHPASS_WIDTH_FRACTION if sigma is None else sigma
     if sigma <= 0:
         raise ValueError(f"the highpass rule needs a Gaussian sigma above 0 pixels, got {sigma}.")
-    sigmas = (0,) * (bone.ndim - 2) + (sigma, sigma)
-    coarse = gaussian_filter(bone, sigmas, mode="reflect")
-    return bone - coarse + bone.mean(axis=(-2, -1), keepdims=True)
+    return bone - _blur(bone, sigma) + bone.mean(axis=(-2, -1), keepdims=True)
 
 
 def smooth(bone: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     """The layer blurred by a Gaussian of ``sigma`` pixels (last two axes): the finest detail stays in the image."""
-    if sigma <= 0:
-        return bone
-    sigmas = (0,) * (np.ndim(bone) - 2) + (sigma, sigma)
-    return gaussian_filter(np.asarray(bone, dtype=np.float32), sigmas)
+    return bone if sigma <= 0 else _blur(np.asarray(bone, dtype=np.float32), sigma)
+
+
+def _blur(bone: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` pixels over the last two axes (borders reflected)."""
+    return gaussian_filter(bone, (0,) * (bone.ndim - 2) + (sigma, sigma), mode="reflect")
 
 
 def check_rules(rules: Iterable[str]) -> tuple[str, ...]:

@@ -78,8 +78,8 @@ PHANTOM_ONLY_WARNING = (
 DEFAULT_BONE_RULES = ("nonnegative",)
 #: ... and for a checkpoint trained on the phantom only, whose bone layer takes in the body's large-scale
 #: brightness on a real chest ("bright is bone" on the phantom): ``highpass`` first. On the real development
-#: pairs at 1024² (ten families, three seeds at 256²) that adds +0.44 dB and +5.3 points of symmetric BSR to
-#: ``nonnegative`` alone, and nine families instead of seven do not lower it; on the phantom itself it costs
+#: pairs at 1024² (ten models, three seeds at 256²) that adds +0.44 dB and +5.3 points of symmetric BSR to
+#: ``nonnegative`` alone, and nine of ten models instead of seven do not lower it; on the phantom itself it costs
 #: 2.9 dB and 10.5 points (benchmarks/results/do_no_harm_256.md).
 PHANTOM_BONE_RULES = ("highpass", "nonnegative")
 
@@ -113,7 +113,8 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
     """(1, H, W) radiograph in [0, 1] → (1, H, W) soft-tissue estimate, at the input's size.
 
     The model works at ``working_size``; its bone layer, after ``bone_rules``
-    (:data:`bs_lib.bone_layer.RULES`), is brought back to the input's size
+    (:data:`bs_lib.bone_layer.RULES`; ``sample`` passes :data:`PHANTOM_BONE_RULES`
+    for a phantom-only checkpoint), is brought back to the input's size
     (:func:`bs_lib.bone_layer.transfer`). ``sampling`` (diffusion models
     only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``, ``residual``, ``samples``.
     """

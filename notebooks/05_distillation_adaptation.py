@@ -752,20 +752,20 @@ check(ceiling > identity_bsr, f"on a perfect bone layer the highpass rule keeps 
 
 # %% [markdown]
 # A model that did not learn the shortcut has little to gain from the rule and something
-# to lose (the coarse part of its bone layer was right): compare the student's rows
-# above. Across models it is a different story. At 256² on the six real development
-# pairs, with the benchmark's phantom-trained models of ten families and three training seeds (`python benchmarks/do_no_harm.py --size 256
-# --seeds 0 1 2 --phantom 40`, `benchmarks/results/do_no_harm_256.md`, whole images and
-# bone layers in `do_no_harm_256_layers.png`), `highpass` before `nonnegative` raises the
-# mean gain over doing nothing from +2.86 to +3.30 dB and from +2.6 to +7.9 points of
-# symmetric BSR. ResNet-BS goes from −13 to +12 points [+7, +16], the VAE and DANN stop
-# lowering it, and nine of the ten models pass (VQ-VAE stays at −0.2 points: what it
-# removes is mostly coarse). On BS-LDM's residual output at 128², the same rules give +3.49 dB and
-# +6.4 points [+4.0, +9.1] over three seeds (`bs_ldm_real_128.md`). On the phantom they
-# cost 2.9 dB, because there the coarse part of the bone layer *is* bone. So the rule
-# corrects what the phantom teaches; it is not a law of anatomy. `python -m bs_lib sample`
-# applies it only to checkpoints trained on the phantom alone, and prints the rules it
-# used; `--bone-rules nonnegative` turns it off.
+# to lose (the coarse part of its bone layer was right): compare the student's rows above.
+# Across models it is a different story. At 256² on the six real development pairs, with
+# the benchmark's phantom-trained models (ten of them, three training seeds each; `python
+# benchmarks/do_no_harm.py --size 256 --seeds 0 1 2 --phantom 40`,
+# `benchmarks/results/do_no_harm_256.md`, whole images and bone layers in
+# `do_no_harm_256_layers.png`), `highpass` before `nonnegative` raises the mean gain over
+# doing nothing from +2.86 to +3.30 dB and from +2.6 to +7.9 points of symmetric BSR.
+# ResNet-BS goes from −13 to +12 points [+7, +16], the VAE and DANN stop lowering it, and
+# nine of the ten models pass (VQ-VAE stays at −0.2 points). On BS-LDM's residual output
+# at 128², the same rules give +3.49 dB and +6.4 points [+4.0, +9.1] over three seeds
+# (`bs_ldm_real_128.md`). On the phantom they cost 2.9 dB, because there the coarse part
+# of the bone layer *is* bone. So the rule corrects what the phantom teaches; it is not a
+# law of anatomy. `python -m bs_lib sample` applies it only to checkpoints trained on the
+# phantom alone, and prints the rules it used; `--bone-rules nonnegative` turns it off.
 
 # %% [markdown]
 # ## 3 · Failure cases
