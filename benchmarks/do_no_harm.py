@@ -2,7 +2,7 @@
 
     python benchmarks/do_no_harm.py [--size 128] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
         [--steps-scale 4] [--methods unet unet_plus_plus ...] [--phantom 40] [--randomise]
-        [--output benchmarks/results/do_no_harm_128]
+        [--bone-gain 0.4] [--output benchmarks/results/do_no_harm_128]
 
 The phantom-trained models of the benchmark (their runs are reused; a missing
 one is trained) suppress the real development pairs (``real-pairs``: six SZCH
@@ -21,7 +21,12 @@ nothing) with a paired bootstrap interval over the six images. With several
 ``--seeds`` each method is trained once per seed and every image's scores are
 averaged over the seeds before the interval is drawn (as ``seeds.py`` does).
 ``--phantom N`` scores the same variants on N phantom test images at the
-working size, where the models were trained: what a rule costs there. Writes
+working size, where the models were trained: what a rule costs there.
+``--bone-gain g`` first weakens each pair's bone: the radiograph becomes
+soft + g·(radiograph − soft) (:func:`bs_lib.augment.apply_bone_gain`), a stress test for a scanner, energy pair or
+grey-level processing whose radiographs show less bone than SZCH's (where
+doing nothing is already close, and a model that removes a fixed amount of
+"bone" does harm). It is a linear mix of display grey levels, not physics. Writes
 ``OUTPUT.md`` and two figures: a lung crop (``OUTPUT.png``) and whole images
 with their bone layers (``OUTPUT_layers.png``). No real target is trained on.
 """
@@ -75,6 +80,15 @@ def scores(estimates: list[np.ndarray], samples) -> Scores:
         columns["bsr_symmetric"].append(metrics.bsr_symmetric(estimate, soft, cxr))
         columns["fine_detail_error"].append(1000 * metrics.fine_detail_error(estimate, soft, cxr))
     return {key: np.array(values) for key, values in columns.items()}
+
+
+def weaken_bone(samples: list[dict], gain: float) -> list[dict]:
+    """Each pair with its radiograph's bone layer scaled by ``gain`` in (0, 1] (1: unchanged)."""
+    from bs_lib.augment import apply_bone_gain
+
+    if not 0 < gain <= 1:
+        raise ValueError(f"--bone-gain must lie in (0, 1] (a weaker bone layer), got {gain}.")
+    return [{**s, "cxr": apply_bone_gain(s["cxr"], s["soft"], gain)} for s in samples]
 
 
 def seed_mean(per_seed: list[Scores]) -> Scores:
@@ -131,7 +145,7 @@ def summary(results: dict[str, dict[str, Scores]], identity: Scores,
     return lines
 
 
-def crop_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str) -> None:
+def crop_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str, data: str = "") -> None:
     """A lung crop at full resolution: radiograph, target, and the estimate brought back each way."""
     import matplotlib.pyplot as plt
 
@@ -145,13 +159,13 @@ def crop_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str
         axis.imshow(crop, cmap="gray", vmin=np.quantile(crop, 0.01), vmax=np.quantile(crop, 0.99))
         axis.set_title(title, fontsize=9)
         axis.axis("off")
-    figure.suptitle(f"Real development pair {sample['id']}, lung crop at 1024²", fontsize=10)
+    figure.suptitle(f"Real development pair {sample['id']}{data}, lung crop at 1024²", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def layers_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str) -> None:
+def layers_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: str, data: str = "") -> None:
     """Whole images: the soft tissue (top) and the bone layer it implies (bottom), true and estimated."""
     import matplotlib.pyplot as plt
 
@@ -168,7 +182,7 @@ def layers_figure(path: Path, sample, estimates: dict[str, np.ndarray], label: s
         axes[1, column].set_title("bone layer (radiograph − soft)", fontsize=9)
     for axis in axes.flat:
         axis.axis("off")
-    figure.suptitle(f"Real development pair {sample['id']} at 1024², soft tissue (top) and bone layer (bottom):\n"
+    figure.suptitle(f"Real development pair {sample['id']}{data} at 1024², soft tissue (top) and bone layer (bottom):\n"
                     "the highpass rule keeps the estimated bone layer's rib-scale structure, not the coarser rest",
                     fontsize=10)
     figure.tight_layout()
@@ -199,6 +213,13 @@ def evaluate_methods(args, samples) -> tuple[dict, dict, dict]:
     return results, per_seed, first
 
 
+def weakened(gain: float) -> str:
+    if gain == 1:
+        return ""
+    return (f", **with their bone weakened**: each radiograph replaced by soft + {gain:g}·(radiograph − soft), "
+            "a stress test for radiographs that show less bone (a linear mix of grey levels, not physics)")
+
+
 def section(title: str, results, per_seed, identity) -> list[str]:
     return [f"## {title}: each bring-back, averaged over the methods", "", *summary(results, identity, per_seed), "",
             f"## {title}: every method", "", *table(results, identity), ""]
@@ -214,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phantom", type=int, default=0, metavar="N",
                         help="also score N phantom test images at the working size (0: none)")
     parser.add_argument("--randomise", action="store_true", help="the runs trained through random imaging chains")
+    parser.add_argument("--bone-gain", type=float, default=1.0, metavar="G",
+                        help="scale the real pairs' bone layer by G in (0, 1] first (a stress test; 1: as recorded)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/do_no_harm_128"))
     args = parser.parse_args(argv)
 
@@ -225,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     started = time.perf_counter()
     try:
-        samples = load_test_samples("real-pairs", FULL_SIZE, 0, None)
+        samples = weaken_bone(load_test_samples("real-pairs", FULL_SIZE, 0, None), args.bone_gain)
     except (FileNotFoundError, ValueError) as error:
         print(f"the real development pairs are needed: {error}", file=sys.stderr)
         return 2
@@ -244,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/do_no_harm.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# Do no harm outside bone: bringing a {args.size}² suppression back to 1024²", "",
              f"Produced by `{command}` in {time.perf_counter() - started:.0f} s (CPU, torch {torch.__version__}).", "",
-             f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024². Models: "
+             f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024²"
+             f"{weakened(args.bone_gain)}. Models: "
              f"the benchmark's phantom-trained runs at {args.size}² (smoke recipes, steps ×{args.steps_scale:g}"
              f"{', trained through random imaging chains' if args.randomise else ''}), training seed(s) {seeds}; "
              "with several seeds every image's scores are averaged over them. No real target is trained on. "
@@ -257,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".md").write_text(text)
     label = next(iter(first))
-    crop_figure(args.output.with_suffix(".png"), samples[0], first[label], label)
+    data = "" if args.bone_gain == 1 else f" with its bone layer ×{args.bone_gain:g}"
+    crop_figure(args.output.with_suffix(".png"), samples[0], first[label], label, data)
     shown = "ResNet-BS" if "ResNet-BS" in first else label  # the model with the shortcut, when it ran
-    layers_figure(args.output.with_name(args.output.name + "_layers.png"), samples[0], first[shown], shown)
+    layers_figure(args.output.with_name(args.output.name + "_layers.png"), samples[0], first[shown], shown, data)
     print(text)
     return 0
 

@@ -139,11 +139,16 @@ def _geometry(images: torch.Tensor, chain: Randomisation, generator: torch.Gener
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def apply_bone_gain(cxr, soft, gain: float):
+    r"""The radiograph with its bone layer scaled: :math:`s + g\,(c - s)` (tensors or arrays; ``gain`` 1: unchanged)."""
+    return soft + gain * (cxr - soft)
+
+
 def anatomy(cxr: torch.Tensor, soft: torch.Tensor, chain: Randomisation,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The pair with its bone layer rescaled and parenchymal texture added to both images (inside the body)."""
     if chain.bone_contrast:
-        cxr = soft + _uniform(generator, chain.bone_gain) * (cxr - soft)
+        cxr = apply_bone_gain(cxr, soft, _uniform(generator, chain.bone_gain))
     if chain.texture:
         scale = cxr.shape[-1] / 256
         grain = _uniform(generator, chain.texture_scale_px) * scale

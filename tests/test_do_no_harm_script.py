@@ -55,3 +55,16 @@ def test_seed_means_passes_and_the_summary_counts(script):
     assert "(of 2)" in lines[0] and "(of 4)" in lines[0]
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[0] == "soft upsampled" and cells[-2:] == ["1", "3"]  # B, and B twice + A's first seed
+
+
+def test_weakening_the_bone_scales_the_bone_layer_and_keeps_the_soft_tissue(script):
+    sample = chest(64)
+    weak = script.weaken_bone([sample], 0.5)[0]
+    assert torch.equal(weak["soft"], sample["soft"])
+    assert torch.allclose(weak["cxr"] - weak["soft"], 0.5 * (sample["cxr"] - sample["soft"]), atol=1e-6)
+    doing_nothing = [script.scores([s["cxr"].numpy()], [s])["psnr"][0] for s in (sample, weak)]
+    assert doing_nothing[1] - doing_nothing[0] == pytest.approx(20 * np.log10(2), abs=0.01)  # half the error
+    assert torch.allclose(script.weaken_bone([sample], 1.0)[0]["cxr"], sample["cxr"], atol=1e-6)
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="bone-gain"):
+            script.weaken_bone([sample], bad)
