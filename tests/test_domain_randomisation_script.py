@@ -1,0 +1,33 @@
+"""benchmarks/domain_randomisation.py: its variants are valid chains, and the weak-bone stress test is a bone gain."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def script(benchmark_script):
+    return benchmark_script("domain_randomisation")
+
+
+def test_every_variant_is_a_chain_the_augmentation_accepts(script):
+    from bs_lib.augment import Randomisation
+
+    for variant in script.VARIANTS:
+        chain = script.chain_of(variant)
+        if isinstance(chain, dict):
+            Randomisation.from_dict(chain)  # an unknown key or part would raise
+    assert Randomisation.from_dict(script.chain_of("faint-bone")).bone_gain == script.FAINT_BONE_GAIN
+    assert script.chain_of("plain") is False and script.chain_of("all") is True
+
+
+def test_the_weak_bone_pairs_keep_the_soft_tissue_and_scale_the_bone(script):
+    generator = torch.Generator().manual_seed(0)
+    soft = torch.rand(1, 16, 16, generator=generator) * 0.5
+    cxr = soft + 0.3 * torch.rand(1, 16, 16, generator=generator)
+    pairs = script.weakened([{"cxr": cxr, "soft": soft, "id": "a"}], 0.25)
+    assert pairs[0]["id"] == "a" and torch.equal(pairs[0]["soft"], soft)
+    assert torch.allclose(pairs[0]["cxr"] - soft, 0.25 * (cxr - soft), atol=1e-6)
+    with pytest.raises(SystemExit, match="bone-gain"):
+        script.weakened([{"cxr": cxr, "soft": soft}], 1.5)
