@@ -766,6 +766,15 @@ check(ceiling > identity_bsr, f"on a perfect bone layer the highpass rule keeps 
 # of the bone layer *is* bone. So the rule corrects what the phantom teaches; it is not a
 # law of anatomy. `python -m bs_lib sample` applies it only to checkpoints trained on the
 # phantom alone, and prints the rules it used; `--bone-rules nonnegative` turns it off.
+#
+# Neither rule helps where a radiograph shows little bone. Scale the real pairs' bone
+# layer by 0.4 (`do_no_harm.py --bone-gain 0.4`, a stress test) and the same ten models,
+# rules and all, lower the symmetric BSR by 13 points on average and none passes
+# (`do_no_harm_256_weak_bone.md`): besides bone they remove vessel and organ edges, and
+# with little bone to take away that harm is most of what they do. A chain that shows the
+# network fainter bone (bone gain 0.2–1.0) cuts the damage to a third, not to zero
+# (`domain_randomisation_128_weak_bone.md`). Try the stress test on the student above:
+# `bs_lib.augment.apply_bone_gain(cxr, soft, 0.4)` makes such a pair.
 
 # %% [markdown]
 # ## 3 · Failure cases
