@@ -494,7 +494,8 @@ check(abs(leading.iloc[0] - mu) > abs(trailing.iloc[0] - mu),
 # reconstruct is kept instead of lost. On the phantom, which stage 1 knows well,
 # it costs about 1 dB; on real radiographs it is what keeps a phantom-trained
 # BS-LDM from erasing structure that is not bone
-# (`benchmarks/results/bs_ldm_real_128.md`).
+# (`benchmarks/results/bs_ldm_real_128.md`), so `python -m bs_lib sample` returns it
+# for a BS-LDM trained on the phantom alone (`--no-residual` for the decoding).
 
 # %%
 variants = {

@@ -11,9 +11,10 @@ from bs_lib import cli, io
 from bs_lib.configs import load_config
 from bs_lib.engine import Trainer, build_objective
 from bs_lib.models.ldm import ConditionalLDM
-from bs_lib.suppress import PHANTOM_BONE_RULES, collect_inputs, load_suppressor, suppress_files
+from bs_lib.suppress import PHANTOM_BONE_RULES, PHANTOM_RESIDUAL, collect_inputs, load_suppressor, suppress_files
 
-PHANTOM = {"bone_rules": PHANTOM_BONE_RULES}  # sample's rules for these checkpoints (their config: phantom)
+PHANTOM = {"bone_rules": PHANTOM_BONE_RULES, "residual": PHANTOM_RESIDUAL}  # sample's choices for these
+# checkpoints (their config: phantom)
 
 
 def _pairs(n, size=64, seed=0):
@@ -107,20 +108,25 @@ def test_sample_can_change_a_diffusion_checkpoints_sampler(trained, tmp_path):
         suppress_files(run_dir, [image], tmp_path / "zero", device="cpu", sampling={"sampling_steps": 0})
 
 
-def test_sample_residual_flag_reaches_the_model(trained, tmp_path):
+def test_a_phantom_checkpoint_returns_the_residual_output_unless_told_not_to(trained, tmp_path, capsys):
     from bs_lib.suppress import suppress_image
 
     run_dir, _ = trained
     image = tmp_path / "a.png"
     _write(image, np.random.default_rng(4).uniform(0.2, 0.8, (64, 64)), 8)
-    assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / "residual"), "--no-figures",
-                     "--device", "cpu", "--residual"]) == 0
-    written, _ = io.read_image(tmp_path / "residual" / "a_suppressed.png")
+    written, printed = {}, {}
+    for name, flags in (("default", []), ("decoded", ["--no-residual"])):
+        assert cli.main(["sample", str(run_dir), str(image), "--output", str(tmp_path / name), "--no-figures",
+                         "--device", "cpu", *flags]) == 0
+        written[name], printed[name] = io.read_image(tmp_path / name / "a_suppressed.png")[0], capsys.readouterr().out
     objective, _ = load_suppressor(run_dir, device="cpu")
     radiograph = io.read_image(image)[0]
-    residual, decoded = (suppress_image(objective, radiograph, 64, 0, residual=flag, **PHANTOM)
+    residual, decoded = (suppress_image(objective, radiograph, 64, 0, PHANTOM_BONE_RULES, residual=flag)
                          for flag in (True, False))
-    assert np.abs(written - residual).max() <= 1 / 255 + 1e-6 and np.abs(residual - decoded).max() > 1 / 255
+    assert np.abs(residual - decoded).max() > 1 / 255
+    assert np.abs(written["default"] - residual).max() <= 1 / 255 + 1e-6
+    assert np.abs(written["decoded"] - decoded).max() <= 1 / 255 + 1e-6
+    assert "diffusion output: residual" in printed["default"] and "diffusion output: decoded" in printed["decoded"]
 
 
 def test_sample_averages_as_many_samples_as_asked(trained, tmp_path):
