@@ -2,7 +2,7 @@
 
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
         [--variants plain all anatomy faint-bone no-bone_contrast no-texture no-geometry ...]
-        [--bone-gain 1 0.6 0.4] [--output FILE.md]
+        [--bone-gain 1 0.6 0.4] [--method unet] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
@@ -15,7 +15,9 @@ Each trained model is scored on 16 phantom test pairs and on the real
 development pairs (``real-pairs``: six SZCH dual-energy pairs; the script stops
 when they cannot be had), and, for each ``--bone-gain`` g below 1, on the same
 pairs with their bone layer scaled by g (:func:`bs_lib.augment.apply_bone_gain`):
-a stress test for radiographs that show less bone than SZCH's. Numbers are means over the images and
+a stress test for radiographs that show less bone than SZCH's. ``--method``
+trains another of the course's methods instead, with its own ``smoke`` recipe
+(width, batch, learning rate) for ``--steps`` steps. Numbers are means over the images and
 the seeds; each difference to identity (do nothing) is a paired bootstrap
 interval over images × seeds, so read it as "this recipe, these images", not
 as a guarantee for other hospitals. No real target is ever trained on.
@@ -55,14 +57,17 @@ def chain_of(variant: str):
     return {variant.removeprefix("no-"): False}
 
 
-def train(variant: str, size: int, steps: int, seed: int, runs: Path):
+UNET_RECIPE = {"batch_size": 8, "lr": 2e-3, "method_args": {"width": 16}}
+
+
+def train(variant: str, size: int, steps: int, seed: int, runs: Path, method: str = "unet"):
     import bs_lib.models  # noqa: F401  (registers the course's methods)
     from bs_lib import config
     from bs_lib.engine import Trainer, build_objective, load_config
 
-    cfg = load_config("unet", "smoke", image_size=size, steps=steps, batch_size=8, lr=2e-3, seed=seed,
-                      output_dir=str(runs), name=f"dr{variant}-{size}-{steps}-s{seed}", log_every=max(1, steps // 4),
-                      method_args={"width": 16},
+    recipe, prefix = (UNET_RECIPE, "dr") if method == "unet" else ({}, f"dr-{method}-")
+    cfg = load_config(method, "smoke", image_size=size, steps=steps, seed=seed, output_dir=str(runs),
+                      name=f"{prefix}{variant}-{size}-{steps}-s{seed}", log_every=max(1, steps // 4), **recipe,
                       data_args={"num_images": 200, "randomise": chain_of(variant)})
     config.seed_everything(seed)
     from bs_lib.engine.data import build_datasets
@@ -120,6 +125,8 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--bone-gain", type=float, nargs="+", default=[1.0], metavar="G",
                         help="also score the real pairs with their bone layer scaled by each G below 1")
+    parser.add_argument("--method", default="unet",
+                        help="the method trained (default: a width-16 U-Net; others: their smoke recipe)")
     parser.add_argument("--runs", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
@@ -140,14 +147,16 @@ def main() -> int:
     for gain in sorted({g for g in args.bone_gain if g != 1}, reverse=True):
         data[f"real development pairs, bone ×{gain:g}"] = weakened(real, gain)
     runs = args.runs or Path(tempfile.mkdtemp(prefix="dr-ablation-"))
-    lines = [f"Phantom-trained U-Net (width 16), {args.size}², {args.steps} steps × batch 8, seeds "
+    model_text = "U-Net (width 16)" if args.method == "unet" else f"`{args.method}` (its smoke recipe)"
+    batch = " × batch 8" if args.method == "unet" else ""
+    lines = [f"Phantom-trained {model_text}, {args.size}², {args.steps} steps{batch}, seeds "
              f"{', '.join(map(str, args.seeds))}; identity = the radiograph itself.{NOTES}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",
              "|---|---|---|---|---|---|"]
     for variant in args.variants:
         started, pooled = time.perf_counter(), {name: None for name in data}
         for seed in args.seeds:
-            model = train(variant, args.size, args.steps, seed, runs)
+            model = train(variant, args.size, args.steps, seed, runs, args.method)
             for name, dataset in data.items():
                 values = scores(model, dataset)
                 pooled[name] = values if pooled[name] is None else {k: pooled[name][k] + v for k, v in values.items()}
