@@ -38,7 +38,6 @@ import numpy as np
 
 DATASETS = {"real-pairs": "real development pairs (SZCH)", "phantom": "phantom test split"}
 PHANTOM_IMAGES = 16
-RULE_SETS = (("nonnegative",), ("highpass", "nonnegative"))  # what `sample` applies: any model, phantom-only
 METRICS = {"psnr": ("Δ PSNR (dB)", 1.0, 2), "bsr_symmetric": ("Δ BSR sym. (points)", 100.0, 1)}
 
 
@@ -49,6 +48,7 @@ def outputs(objective, cxr, averages=(1,)):
     import torch
 
     from bs_lib import bone_layer
+    from bs_lib.suppress import DEFAULT_BONE_RULES, PHANTOM_BONE_RULES  # what `sample` applies: any, phantom-only
 
     def sampled(residual: bool, count: int) -> torch.Tensor:
         return torch.cat([objective.predict(cxr[i:i + 1], torch.Generator().manual_seed(i), residual=residual,
@@ -62,7 +62,7 @@ def outputs(objective, cxr, averages=(1,)):
                 soft = sampled(residual, count).clamp(0, 1)
                 images[name] = soft
                 bone = bone_layer.bone_layer(cxr.numpy(), soft.numpy())
-                for rules in RULE_SETS:
+                for rules in (DEFAULT_BONE_RULES, PHANTOM_BONE_RULES):
                     kept = bone_layer.restrict(bone, rules)
                     images[" + ".join([name, *rules])] = torch.as_tensor(np.clip(cxr.numpy() - kept, 0, 1))
     return {name: image.float().numpy() for name, image in images.items()}

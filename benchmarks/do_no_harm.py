@@ -23,7 +23,7 @@ averaged over the seeds before the interval is drawn (as ``seeds.py`` does).
 ``--phantom N`` scores the same variants on N phantom test images at the
 working size, where the models were trained: what a rule costs there.
 ``--bone-gain g`` first weakens each pair's bone: the radiograph becomes
-soft + g·(radiograph − soft) (:func:`bs_lib.augment.apply_bone_gain`), a stress test for a scanner, energy pair or
+soft + g·(radiograph − soft) (:func:`bs_lib.augment.weaken_bone`), a stress test for a scanner, energy pair or
 grey-level processing whose radiographs show less bone than SZCH's (where
 doing nothing is already close, and a model that removes a fixed amount of
 "bone" does harm). It is a linear mix of display grey levels, not physics. Writes
@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bs_lib.augment import weaken_bone
 
 VARIANTS = {"soft upsampled": None, "bone layer": (), "+ nonnegative": ("nonnegative",), "+ smooth": ("smooth",),
             "+ both": ("nonnegative", "smooth"), "+ highpass": ("highpass",),
@@ -80,15 +82,6 @@ def scores(estimates: list[np.ndarray], samples) -> Scores:
         columns["bsr_symmetric"].append(metrics.bsr_symmetric(estimate, soft, cxr))
         columns["fine_detail_error"].append(1000 * metrics.fine_detail_error(estimate, soft, cxr))
     return {key: np.array(values) for key, values in columns.items()}
-
-
-def weaken_bone(samples: list[dict], gain: float) -> list[dict]:
-    """Each pair with its radiograph's bone layer scaled by ``gain`` in (0, 1] (1: unchanged)."""
-    from bs_lib.augment import apply_bone_gain
-
-    if not 0 < gain <= 1:
-        raise ValueError(f"--bone-gain must lie in (0, 1] (a weaker bone layer), got {gain}.")
-    return [{**s, "cxr": apply_bone_gain(s["cxr"], s["soft"], gain)} for s in samples]
 
 
 def seed_mean(per_seed: list[Scores]) -> Scores:
@@ -213,7 +206,7 @@ def evaluate_methods(args, samples) -> tuple[dict, dict, dict]:
     return results, per_seed, first
 
 
-def weakened(gain: float) -> str:
+def weak_bone_note(gain: float) -> str:
     if gain == 1:
         return ""
     return (f", **with their bone weakened**: each radiograph replaced by soft + {gain:g}·(radiograph − soft), "
@@ -268,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Do no harm outside bone: bringing a {args.size}² suppression back to 1024²", "",
              f"Produced by `{command}` in {time.perf_counter() - started:.0f} s (CPU, torch {torch.__version__}).", "",
              f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024²"
-             f"{weakened(args.bone_gain)}. Models: "
+             f"{weak_bone_note(args.bone_gain)}. Models: "
              f"the benchmark's phantom-trained runs at {args.size}² (smoke recipes, steps ×{args.steps_scale:g}"
              f"{', trained through random imaging chains' if args.randomise else ''}), training seed(s) {seeds}; "
              "with several seeds every image's scores are averaged over them. No real target is trained on. "

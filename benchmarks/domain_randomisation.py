@@ -14,7 +14,7 @@ to as strong: radiographs that show little bone, as at high tube voltage).
 Each trained model is scored on 16 phantom test pairs and on the real
 development pairs (``real-pairs``: six SZCH dual-energy pairs; the script stops
 when they cannot be had), and, for each ``--bone-gain`` g below 1, on the same
-pairs with their bone layer scaled by g (:func:`bs_lib.augment.apply_bone_gain`):
+pairs with their bone layer scaled by g (:func:`bs_lib.augment.weaken_bone`):
 a stress test for radiographs that show less bone than SZCH's. ``--method``
 trains another of the course's methods instead, with its own ``smoke`` recipe
 (width, batch, learning rate) for ``--steps`` steps. Numbers are means over the images and
@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from bs_lib.augment import PARTS, Randomisation  # (after the thread setting)
+from bs_lib.augment import PARTS, Randomisation, weaken_bone  # (after the thread setting)
 
 ANATOMY = ("bone_contrast", "texture")
 FAINT_BONE_GAIN = (0.2, 1.0)
@@ -97,13 +97,11 @@ def scores(model, dataset) -> dict[str, list[float]]:
 
 
 def weakened(dataset, gain: float) -> list[dict]:
-    """Every pair of ``dataset`` with its bone layer scaled by ``gain`` in (0, 1]."""
-    from bs_lib.augment import apply_bone_gain
-
-    if not 0 < gain <= 1:
-        raise SystemExit(f"--bone-gain must lie in (0, 1] (a weaker bone layer), got {gain}.")
-    pairs = [dataset[i] for i in range(len(dataset))]
-    return [{**pair, "cxr": apply_bone_gain(pair["cxr"], pair["soft"], gain)} for pair in pairs]
+    """Every pair of ``dataset`` with its bone layer scaled by ``gain`` (:func:`bs_lib.augment.weaken_bone`)."""
+    try:
+        return weaken_bone([dataset[i] for i in range(len(dataset))], gain)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def row(name: str, variant: str, values: dict[str, list[float]]) -> str:

@@ -144,6 +144,18 @@ def apply_bone_gain(cxr, soft, gain: float):
     return soft + gain * (cxr - soft)
 
 
+def weaken_bone(pairs, gain: float) -> list[dict]:
+    """Each pair (``cxr``, ``soft``, ...) with its bone layer scaled by ``gain`` in (0, 1] (1: unchanged).
+
+    A stress test for radiographs that show less bone than the pairs at hand
+    (another scanner, tube voltage or grey-level processing): a linear mix of
+    grey levels, not physics.
+    """
+    if not 0 < gain <= 1:
+        raise ValueError(f"--bone-gain must lie in (0, 1] (a weaker bone layer), got {gain}.")
+    return [{**pair, "cxr": apply_bone_gain(pair["cxr"], pair["soft"], gain)} for pair in pairs]
+
+
 def anatomy(cxr: torch.Tensor, soft: torch.Tensor, chain: Randomisation,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The pair with its bone layer rescaled and parenchymal texture added to both images (inside the body)."""
