@@ -1,7 +1,7 @@
 """Do no harm outside bone: how a suppression at a small working size is brought back to a real radiograph.
 
     python benchmarks/do_no_harm.py [--size 128] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
-        [--steps-scale 4] [--methods unet unet_plus_plus ...] [--phantom 40] [--randomise]
+        [--steps-scale 4] [--methods unet unet_plus_plus ...] [--phantom 40] [--randomise [CHAIN]]
         [--bone-gain 0.4] [--output benchmarks/results/do_no_harm_128]
 
 The phantom-trained models of the benchmark (their runs are reused; a missing
@@ -206,6 +206,13 @@ def evaluate_methods(args, samples) -> tuple[dict, dict, dict]:
     return results, per_seed, first
 
 
+def chain_note(randomise: bool | str) -> str:
+    if not randomise:
+        return ""
+    named = f" (`{randomise}`, `bs_lib.augment.CHAINS`)" if isinstance(randomise, str) else ""
+    return f", trained through random imaging chains{named}"
+
+
 def weak_bone_note(gain: float) -> str:
     if gain == 1:
         return ""
@@ -227,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--phantom", type=int, default=0, metavar="N",
                         help="also score N phantom test images at the working size (0: none)")
-    parser.add_argument("--randomise", action="store_true", help="the runs trained through random imaging chains")
+    parser.add_argument("--randomise", nargs="?", const=True, default=False, metavar="CHAIN",
+                        help="the runs trained through random imaging chains (CHAIN: a named one, e.g. faint-bone)")
     parser.add_argument("--bone-gain", type=float, default=1.0, metavar="G",
                         help="scale the real pairs' bone layer by G in (0, 1] first (a stress test; 1: as recorded)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/do_no_harm_128"))
@@ -263,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024²"
              f"{weak_bone_note(args.bone_gain)}. Models: "
              f"the benchmark's phantom-trained runs at {args.size}² (smoke recipes, steps ×{args.steps_scale:g}"
-             f"{', trained through random imaging chains' if args.randomise else ''}), training seed(s) {seeds}; "
+             f"{chain_note(args.randomise)}), training seed(s) {seeds}; "
              "with several seeds every image's scores are averaged over them. No real target is trained on. "
              "Intervals are paired bootstrap intervals over the six images; fine-detail error: RMS of the "
              "difference of the band G₂ − G₈ (σ = 4 px at 1024², vessel scale) over the half of each image "

@@ -112,7 +112,8 @@ def training_data(config) -> tuple[str, bool]:
     if config.method == "domain_adaptation" and args.get("target"):
         words += f", adapted to unlabelled {args['target']} radiographs"
     if args.get("randomise"):
-        words += ", seen through random imaging chains"
+        chain = args["randomise"]
+        words += ", seen through random imaging chains" + (f" ({chain})" if isinstance(chain, str) else "")
     return words, source == "phantom"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -100,10 +102,18 @@ def test_settings_errors_name_the_valid_choices():
         Randomisation().without("colour")
     with pytest.raises(ValueError, match=r"unknown key.*'gama'.*valid keys are"):
         Randomisation.from_dict({"gama": [0.5, 2]})
-    with pytest.raises(ValueError, match="expected true, false or a mapping"):
+    with pytest.raises(ValueError, match=r"unknown chain 'yes'; named chains are default, faint-bone"):
         randomised(Pairs(), "yes")
+    with pytest.raises(ValueError, match="expected true, false, a chain's name or a mapping"):
+        randomised(Pairs(), 3)
     assert Randomisation.from_dict({"gamma": [0.8, 1.25], "noise": False}) == Randomisation(gamma=(0.8, 1.25),
                                                                                              noise=False)
+
+
+def test_a_named_chain_is_that_chain():
+    assert randomised(Pairs(), "default").chain == Randomisation() == randomised(Pairs(), True).chain
+    faint = randomised(Pairs(), "faint-bone").chain
+    assert faint.bone_gain == (0.2, 1.0) and replace(faint, bone_gain=Randomisation().bone_gain) == Randomisation()
 
 
 def test_a_config_randomises_its_training_pairs_only():

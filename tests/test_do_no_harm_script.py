@@ -68,3 +68,9 @@ def test_weakening_the_bone_scales_the_bone_layer_and_keeps_the_soft_tissue(scri
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="bone-gain"):
             script.weaken_bone([sample], bad)
+
+
+def test_the_report_names_the_chain_the_runs_were_trained_through(script):
+    assert script.chain_note(False) == ""
+    assert script.chain_note(True) == ", trained through random imaging chains"
+    assert "(`faint-bone`, `bs_lib.augment.CHAINS`)" in script.chain_note("faint-bone")

@@ -12,13 +12,13 @@ def script(benchmark_script):
 
 
 def test_every_variant_is_a_chain_the_augmentation_accepts(script):
-    from bs_lib.augment import Randomisation
+    from bs_lib.augment import CHAINS, Randomisation
 
     for variant in script.VARIANTS:
         chain = script.chain_of(variant)
         if isinstance(chain, dict):
             Randomisation.from_dict(chain)  # an unknown key or part would raise
-    assert Randomisation.from_dict(script.chain_of("faint-bone")).bone_gain == script.FAINT_BONE_GAIN
+    assert Randomisation.from_dict(script.chain_of("faint-bone")) == CHAINS["faint-bone"]
     assert script.chain_of("plain") is False and script.chain_of("all") is True
 
 
@@ -31,3 +31,21 @@ def test_the_weak_bone_pairs_keep_the_soft_tissue_and_scale_the_bone(script):
     assert torch.allclose(pairs[0]["cxr"] - soft, 0.25 * (cxr - soft), atol=1e-6)
     with pytest.raises(SystemExit, match="bone-gain"):
         script.weakened([{"cxr": cxr, "soft": soft}], 1.5)
+
+
+class Brightener(torch.nn.Module):
+    """A "suppression" that brightens everything: its bone layer is negative, which no bone can be."""
+
+    def predict(self, cxr):
+        return (cxr + 0.1).clamp(0, 1)
+
+
+def test_the_bone_rules_score_what_sample_would_return(script):
+    generator = torch.Generator().manual_seed(1)
+    soft = torch.rand(1, 32, 32, generator=generator) * 0.5
+    pairs = [{"cxr": soft + 0.2 * torch.rand(1, 32, 32, generator=generator), "soft": soft}]
+    raw, ruled = script.scores(Brightener(), pairs), script.scores(Brightener(), pairs, ("nonnegative",))
+    assert raw["psnr"][0] < raw["psnr_identity"][0] - 1  # brightening does harm
+    assert ruled["psnr"] == pytest.approx(ruled["psnr_identity"], abs=1e-4)  # the rule removes nothing: no harm
+    assert script.rules_note([]) == ""
+    assert "`+ highpass + nonnegative`" in script.rules_note(["highpass", "nonnegative"])

@@ -208,6 +208,14 @@ def test_randomised_runs_are_their_own_and_their_teacher_is_randomised_too(tmp_p
     teacher = randomised.method_args["teacher"]["overrides"]
     assert teacher["data_args"]["randomise"] is True and teacher["name"] == randomised.name + "-teacher"
     assert {k: v for k, v in randomised.data_args.items() if k != "randomise"} == plain.data_args
+    assert evaluate.learned_config("distillation", "smoke", image_size=32, seed=0, runs=tmp_path,
+                                   randomise="default").name == randomised.name  # the default chain, by name
+    faint = evaluate.learned_config("distillation", "smoke", image_size=32, seed=0, runs=tmp_path,
+                                    randomise="faint-bone")
+    assert faint.name == plain.name + "-randomised-faint-bone" and faint.data_args["randomise"] == "faint-bone"
+    assert faint.method_args["teacher"]["overrides"]["data_args"]["randomise"] == "faint-bone"
+    with pytest.raises(ValueError, match="unknown chain 'faint'; named chains are default, faint-bone"):
+        evaluate.learned_config("unet", "smoke", image_size=32, seed=0, runs=tmp_path, randomise="faint")
 
 
 def fake_result(name: str, psnr: list[float], bsr_symmetric: list[float], mse: list[float]) -> MethodResult:

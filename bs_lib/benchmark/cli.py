@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bs_lib import config as course_config
+from bs_lib.augment import CHAINS
 from bs_lib.benchmark.methods import all_methods, check_method_names
 from bs_lib.benchmark.run import run_benchmark
 
@@ -58,9 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="write <OUTPUT>.md/.html/.csv/.json/_cases.png/_differences.png/_split.json")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
-    parser.add_argument("--randomise", action="store_true",
+    parser.add_argument("--randomise", nargs="?", const=True, default=False, metavar="CHAIN",
                         help="train the learned methods (not BS-LDM) through random imaging chains, in runs of "
-                             "their own (bs_lib.augment; for testing on real radiographs)")
+                             "their own (bs_lib.augment; for testing on real radiographs); CHAIN names one "
+                             f"({', '.join(CHAINS)}; default: default)")
 
 
 def command_line(args: argparse.Namespace) -> str:

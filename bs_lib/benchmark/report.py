@@ -31,8 +31,9 @@ def settings_markdown(s: dict) -> str:
              f"- training: each method's `{s['profile']}` config (`bs_lib/configs/<method>.yaml`) at "
              f"{s['image_size']}², seed {s['seed']}; training-step overrides: {s['train_steps'] or 'none'}, "
              f"step scale ×{s['steps_scale']:g} (BS-LDM: both stages; the notebooks' runs are reused only unscaled)"
-             + ("; training pairs seen through random imaging chains (`data_args.randomise: true`, "
-                "`bs_lib.augment`; BS-LDM without)" if s.get("randomise") else ""),
+             + (f"; training pairs seen through random imaging chains (`data_args.randomise: "
+                f"{'true' if s['randomise'] is True else s['randomise']}`, `bs_lib.augment`; BS-LDM without)"
+                if s.get("randomise") else ""),
              f"- device: {s['device']} ({s['torch_threads']} torch thread(s)); {versions_text(s['versions'])}",
              f"- metrics: `bs_lib.metrics.evaluate` per image (float, data range 1); lung region = {lungs}; "
              f"std is the population standard deviation over images",

@@ -18,7 +18,7 @@ from bs_lib.benchmark.data import data_label, has_bone_masks, has_lung_mask, loa
 from bs_lib.benchmark.measure import evaluate_method
 from bs_lib.benchmark.methods import IDENTITY, NEEDS_BONE_MASKS, all_methods, check_method_names
 from bs_lib.benchmark.report import BenchmarkResult
-from bs_lib.benchmark.training import prepare_method
+from bs_lib.benchmark.training import prepare_method, randomise_setting
 from bs_lib.engine.checkpoint import library_versions
 
 DEFAULT_TEST_IMAGES = {"smoke": 16, "colab": 64, "full": None}  # None: the whole test split
@@ -49,7 +49,7 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
                   num_test: int | None = -1, seed: int = 0, train_steps: dict[str, int] | None = None,
                   steps_scale: float = 1.0, runs: str | Path | None = None, device: str | torch.device | None = None,
                   dataset: str = "phantom", split_file: str | Path | None = None, split_out: str | Path | None = None,
-                  batch_size: int = 8, bs_ldm_suffix: str | None = None, randomise: bool = False,
+                  batch_size: int = 8, bs_ldm_suffix: str | None = None, randomise: bool | str = False,
                   command: str = "") -> BenchmarkResult:
     """Train (or reuse) and evaluate ``methods`` (default: all) on one test split; returns the results.
 
@@ -62,7 +62,7 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
     ``ml_vqgan``/``bs_ldm`` overrides set its two stages' steps (and then
     only its own runs, named after both budgets, are reused). ``randomise``
     trains the other learned methods through random imaging chains
-    (:mod:`bs_lib.augment`), in runs of their own.
+    (:mod:`bs_lib.augment`; ``True`` or a chain's name), in runs of their own.
     """
     started = time.perf_counter()
     names = check_method_names(list(methods) if methods else all_methods())
@@ -70,6 +70,7 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
         names.insert(0, IDENTITY)  # the baseline is always measured
     if steps_scale <= 0:
         raise ValueError(f"steps_scale must be positive, got {steps_scale}.")
+    randomise = randomise_setting(randomise)[0]  # True, a chain's name or False; an unknown name fails here
     chosen = course_config.get_profile(profile)
     size = image_size or chosen.image_size
     runs = Path(runs) if runs is not None else course_config.runs_dir()

@@ -11,7 +11,8 @@ module that knows the notebooks' run names.
 A method's training steps: its override (``train_steps[name]``, or
 ``train_steps["all"]``), else its config's steps × ``steps_scale``.
 ``randomise=True`` trains every learned method but BS-LDM on pairs seen through
-random imaging chains (:mod:`bs_lib.augment`), in runs of their own.
+random imaging chains (:mod:`bs_lib.augment`), in runs of their own;
+``randomise="faint-bone"`` through that named chain (:data:`bs_lib.augment.CHAINS`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 
 from bs_lib import config as course_config
 from bs_lib import runs as course_runs
+from bs_lib.augment import chain_named
 from bs_lib.benchmark.methods import (
     IDENTITY,
     Method,
@@ -66,16 +68,31 @@ def scaled_steps(steps: int, method: str, train_steps: dict[str, int], steps_sca
     return max(1, round(steps * steps_scale))
 
 
+def randomise_setting(randomise: bool | str) -> tuple[bool | str, str]:
+    """The benchmark's ``randomise`` as ``(data_args.randomise, run-name suffix)``.
+
+    ``True`` and ``"default"`` are the default chain (``-randomised``, the
+    runs' name since before chains had names); another name of
+    :data:`bs_lib.augment.CHAINS` is that chain (``-randomised-<name>``).
+    """
+    if randomise is True or randomise == "default":
+        return True, "-randomised"
+    if not randomise:
+        return False, ""
+    chain_named(randomise)  # an unknown name fails here, before any training
+    return randomise, f"-randomised-{randomise}"
+
+
 def learned_config(method: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
                    train_steps: dict[str, int] | None = None, steps_scale: float = 1.0, data: str | None = None,
-                   randomise: bool = False, **variant: Any) -> TrainConfig:
+                   randomise: bool | str = False, **variant: Any) -> TrainConfig:
     """The benchmark's :class:`~bs_lib.engine.TrainConfig` for ``method``: its profile config, our size, seed, steps.
 
     The run is named after everything that changes it, so two benchmarks with
     different settings never share (or resume) a run, and a notebook that
     trains with this config (notebook 03) hands its runs to the benchmark.
     ``data`` replaces the config's dataset (the benchmark keeps the config's);
-    ``randomise`` turns on ``data_args.randomise`` (teacher included);
+    ``randomise`` sets ``data_args.randomise`` (teacher included; :func:`randomise_setting`);
     ``variant`` are further config overrides for a notebook's own variant of
     the method (give it its own ``name``).
     """
@@ -88,8 +105,9 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
                                  **rescheduled(base, steps)}
     if data is not None and data != base.get("data"):
         overrides.update(data=data, name=f"{name}-{data}")
-    if randomise:
-        overrides.update(data_args={"randomise": True}, name=overrides["name"] + "-randomised")
+    chain, suffix = randomise_setting(randomise)
+    if chain:
+        overrides.update(data_args={"randomise": chain}, name=overrides["name"] + suffix)
     overrides.update(variant)
     teacher = (base.get("method_args") or {}).get("teacher")
     if method == "distillation" and isinstance(teacher, dict):
@@ -99,7 +117,7 @@ def learned_config(method: str, profile: str, *, image_size: int | None, seed: i
 
 
 def teacher_spec(teacher: dict, student_name: str, size: int, seed: int, train_steps: dict[str, int],
-                 steps_scale: float, randomise: bool = False) -> dict:
+                 steps_scale: float, randomise: bool | str = False) -> dict:
     """The distillation teacher's spec, trained at the benchmark's size, seed and step scale, in its own run."""
     method, profile = teacher.get("method", "unet"), teacher.get("profile", "smoke")
     own = config_dict(method, profile)
@@ -108,8 +126,9 @@ def teacher_spec(teacher: dict, student_name: str, size: int, seed: int, train_s
     teacher_steps = scaled_steps(own.get("steps", 1000), TEACHER, train_steps, steps_scale)
     overrides.update(name=f"{student_name}-teacher", image_size=size, seed=seed, steps=teacher_steps,
                      method_args=method_args)
-    if randomise:
-        overrides["data_args"] = {**(overrides.get("data_args") or {}), "randomise": True}
+    chain, _ = randomise_setting(randomise)
+    if chain:
+        overrides["data_args"] = {**(overrides.get("data_args") or {}), "randomise": chain}
     return {**{k: v for k, v in teacher.items() if k != "checkpoint"}, "overrides": overrides,
             "train_if_missing": True}
 
@@ -159,7 +178,7 @@ def method_from_objective(name: str, objective: nn.Module, budget: TrainingBudge
 
 def prepare_learned(name: str, profile: str, *, image_size: int | None, seed: int, runs: Path,
                     device: torch.device, train_steps: dict[str, int] | None = None,
-                    steps_scale: float = 1.0, randomise: bool = False) -> Method:
+                    steps_scale: float = 1.0, randomise: bool | str = False) -> Method:
     """Train (or reuse) a learned method and load it for inference."""
     config = learned_config(name, profile, image_size=image_size, seed=seed, runs=runs,
                             train_steps=train_steps, steps_scale=steps_scale, randomise=randomise)
@@ -284,7 +303,7 @@ def prepare_bs_ldm(profile: str, *, image_size: int | None, seed: int, device: t
 
 def prepare_method(name: str, profile: str, *, image_size: int | None, seed: int, runs: Path, device: torch.device,
                    train_steps: dict[str, int] | None = None, steps_scale: float = 1.0,
-                   bs_ldm_suffix: str | None = None, randomise: bool = False) -> Method:
+                   bs_ldm_suffix: str | None = None, randomise: bool | str = False) -> Method:
     """The method ``name`` ready to predict (trained first when it learns; BS-LDM never randomised)."""
     if name == IDENTITY:
         return identity_method()
