@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--randomise", nargs="?", const=True, default=False, metavar="CHAIN",
                         help="train the learned methods (not BS-LDM) through random imaging chains, in runs of "
-                             "their own (bs_lib.augment; for testing on real radiographs); CHAIN names one "
-                             f"({', '.join(CHAINS)}; default: default)")
+                             "their own (bs_lib.augment; for testing on real radiographs); CHAIN: one of "
+                             f"{', '.join(CHAINS)} (without CHAIN: default)")
 
 
 def command_line(args: argparse.Namespace) -> str:
