@@ -198,16 +198,10 @@ class SuppressionReport:
     output: str = ""  # a diffusion checkpoint's output: "residual" or "decoded" ("" for the others)
 
 
-def diffusion_output(objective: torch.nn.Module, sampling: dict, phantom_only: bool) -> str:
-    """A diffusion checkpoint's output, ``"residual"`` or ``"decoded"`` (``""`` for others).
-
-    Unless ``sampling`` chooses, a checkpoint trained on the phantom only is set
-    to :data:`PHANTOM_RESIDUAL` (in ``sampling``); others keep their config's.
-    """
+def diffusion_output(objective: torch.nn.Module, sampling: Mapping[str, object]) -> str:
+    """A diffusion checkpoint's output under ``sampling``, ``"residual"`` or ``"decoded"`` (``""`` for others)."""
     if not accepts_generator(objective.predict):
         return ""
-    if phantom_only and "residual" not in sampling:
-        sampling["residual"] = PHANTOM_RESIDUAL
     settings = getattr(objective, "settings", None)
     return "residual" if sampling.get("residual", getattr(settings, "residual", False)) else "decoded"
 
@@ -232,7 +226,7 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     ``None`` chooses by what the checkpoint learned from:
     :data:`PHANTOM_BONE_RULES` for the phantom only, else :data:`DEFAULT_BONE_RULES`;
     a diffusion checkpoint trained on the phantom only also returns the
-    residual output unless ``sampling`` says otherwise (:func:`diffusion_output`).
+    residual output (:data:`PHANTOM_RESIDUAL`) unless ``sampling`` says otherwise.
     """
     from bs_lib.config import progress
 
@@ -260,7 +254,9 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
         raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold, --residual and --samples apply to "
                          f"diffusion checkpoints (BS-LDM); {checkpoint} is a {config.method!r} model, which predicts "
                          f"in one pass: drop them.")
-    report.output = diffusion_output(objective, sampling, phantom_only)
+    if phantom_only and accepts_generator(objective.predict):
+        sampling.setdefault("residual", PHANTOM_RESIDUAL)
+    report.output = diffusion_output(objective, sampling)
     size = working_size or config.image_size
     output_dir.mkdir(parents=True, exist_ok=True)
     for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):

@@ -13,8 +13,8 @@ from bs_lib.engine import Trainer, build_objective
 from bs_lib.models.ldm import ConditionalLDM
 from bs_lib.suppress import PHANTOM_BONE_RULES, PHANTOM_RESIDUAL, collect_inputs, load_suppressor, suppress_files
 
-PHANTOM = {"bone_rules": PHANTOM_BONE_RULES, "residual": PHANTOM_RESIDUAL}  # sample's choices for these
-# checkpoints (their config: phantom)
+# sample's choices for these checkpoints (their config: phantom)
+PHANTOM = {"bone_rules": PHANTOM_BONE_RULES, "residual": PHANTOM_RESIDUAL}
 
 
 def _pairs(n, size=64, seed=0):
