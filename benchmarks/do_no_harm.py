@@ -12,7 +12,8 @@ in several ways (:mod:`bs_lib.bone_layer`):
 
 * ``soft upsampled``: the soft-tissue estimate resized to 1024² (what ``sample`` did first);
 * ``bone layer``: the removed bone layer resized and subtracted from the 1024² radiograph;
-* ``+ nonnegative``, ``+ smooth``, ``+ highpass``, ...: the bone layer with those rules first.
+* ``+ nonnegative``, ``+ smooth``, ``+ highpass``, ..., ``+ gain``: the bone layer with those rules first
+  (``gain``: scaled to the amount of it the radiograph shows).
 
 Every variant is scored at 1024² against the real soft-tissue image: PSNR,
 symmetric BSR and the fine-detail error outside bone
@@ -44,7 +45,8 @@ from bs_lib.augment import weaken_bone
 
 VARIANTS = {"soft upsampled": None, "bone layer": (), "+ nonnegative": ("nonnegative",), "+ smooth": ("smooth",),
             "+ both": ("nonnegative", "smooth"), "+ highpass": ("highpass",),
-            "+ highpass + nonnegative": ("highpass", "nonnegative")}
+            "+ highpass + nonnegative": ("highpass", "nonnegative"),
+            "+ highpass + nonnegative + gain": ("highpass", "nonnegative", "gain")}
 METHODS = ("unet", "unet_plus_plus", "resnet_bs", "pix2pix", "mca_net", "vae", "vq_vae", "gusarev_ae",
            "distillation", "domain_adaptation")
 FULL_SIZE = 1024

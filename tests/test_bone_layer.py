@@ -67,8 +67,34 @@ def test_highpass_removes_the_body_and_keeps_the_ribs_and_the_mean():
         bone_layer.highpass(layer, sigma=0)
 
 
+def ribbed_pair(size: int = 256, bone_gain: float = 0.4, seed: int = 0):
+    """A radiograph showing ``bone_gain`` of a rib pattern over textured soft tissue, and that full rib pattern."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    ribs = (0.1 * (1 + np.cos(2 * np.pi * y * 17)))[None].astype(np.float32)
+    soft = 0.4 + 0.2 * x + 0.03 * gaussian_filter(rng.standard_normal((size, size)), 1.5) / 0.19
+    return (soft[None] + bone_gain * ribs).astype(np.float32), ribs
+
+
+def test_gain_removes_only_as_much_bone_as_the_radiograph_shows():
+    cxr, ribs = ribbed_pair(bone_gain=0.4)
+    fitted = bone_layer.gain(ribs, cxr)  # a layer 2.5 times the bone the image shows
+    assert np.sum(fitted) / np.sum(ribs) == pytest.approx(0.4, abs=0.03)
+    np.testing.assert_allclose(bone_layer.gain(0.5 * ribs, ribbed_pair(bone_gain=1.0)[0]), 0.5 * ribs)  # never more
+    assert not bone_layer.gain(-ribs, cxr).any()  # a layer the image shows the opposite of: nothing removed
+    small = io.resize(cxr, (128, 128))  # through sample's path: fitted at the working size, then brought back
+    through = bone_layer.transfer(cxr, small, small - io.resize(ribs, (128, 128)), ("gain",))
+    unfitted = bone_layer.transfer(cxr, small, small - io.resize(ribs, (128, 128)))
+    truth = cxr - 0.4 * ribs
+    assert np.abs(through - truth).mean() < 0.2 * np.abs(unfitted - truth).mean()
+    with pytest.raises(ValueError, match="pass radiograph"):
+        bone_layer.restrict(ribs, ("gain",))
+    with pytest.raises(ValueError, match="same shape"):
+        bone_layer.measured_gain(ribs, cxr[:, :128])
+
+
 def test_bad_rules_and_shapes_are_clear_errors():
-    with pytest.raises(ValueError, match="choose from highpass, nonnegative, smooth"):
+    with pytest.raises(ValueError, match="choose from highpass, nonnegative, gain, smooth"):
         bone_layer.check_rules(["clip"])
     cxr, soft, _ = full_size_pair(64)
     with pytest.raises(ValueError, match="differ in shape"):
@@ -104,11 +130,12 @@ class _Identity(torch.nn.Module):
         return cxr
 
 
-def test_suppress_image_keeps_the_full_size_radiograph_where_nothing_is_removed():
+@pytest.mark.parametrize("rules", [("nonnegative",), ("highpass", "nonnegative", "gain")])
+def test_suppress_image_keeps_the_full_size_radiograph_where_nothing_is_removed(rules):
     from bs_lib.suppress import suppress_image
 
     cxr, _, _ = full_size_pair()
-    np.testing.assert_allclose(suppress_image(_Identity(), cxr, 32), cxr, atol=1e-6)
+    np.testing.assert_allclose(suppress_image(_Identity(), cxr, 32, bone_rules=rules), cxr, atol=1e-6)
 
 
 def test_sample_refuses_an_unknown_bone_rule_before_reading_anything(tmp_path):
