@@ -72,7 +72,7 @@ PHANTOM_ONLY_WARNING = (
     "external scanner was measured without it. Where a radiograph shows less bone (the same pairs with their "
     "bone layer scaled by 0.4, doing nothing already at 30.6 dB), none of the ten passes even with the rule: "
     "the models also remove vessel and organ edges (do_no_harm_256_weak_bone.md); trained through the "
-    "faint-bone chain (data_args.randomise: faint-bone) they lose 3.8 points there instead of 13.3, and gain "
+    "faint-bone chain (data_args.randomise: faint-bone) they lose 3.8 points there instead of 12.9, and gain "
     "half as much on the pairs as recorded (do_no_harm_256_faint_bone*.md). Read its output as a "
     "demonstration, not as a soft-tissue image; for real use train on real pairs (data: szch-x-rays).")
 
@@ -83,9 +83,10 @@ PHANTOM_ONLY_WARNING = (
 DEFAULT_BONE_RULES = ("nonnegative",)
 #: ... and for a checkpoint trained on the phantom only, whose bone layer takes in the body's large-scale
 #: brightness on a real chest ("bright is bone" on the phantom): ``highpass`` first. On the real development
-#: pairs at 1024² (ten models, three seeds at 256²) that adds +0.44 dB and +5.3 points of symmetric BSR to
-#: ``nonnegative`` alone, and nine of ten models instead of seven do not lower it; on the phantom itself it costs
-#: 2.9 dB and 10.5 points (benchmarks/results/do_no_harm_256.md).
+#: pairs at 1024² (ten models, three seeds at 256²) that adds +0.47 dB and +5.7 points of symmetric BSR to
+#: ``nonnegative`` alone, and nine of ten models instead of eight do not lower it; on the phantom itself it costs
+#: 3.1 dB and 10.9 points (benchmarks/results/do_no_harm_256.md). ``gain`` is not added: there it moved the mean
+#: symmetric BSR at bone x0.4 by +0.6 points only (do_no_harm_256_weak_bone.md).
 PHANTOM_BONE_RULES = ("highpass", "nonnegative")
 #: ... and a diffusion checkpoint (BS-LDM) trained on the phantom only returns the radiograph minus the bone
 #: layer between two decodings (``residual``), not its decoding: its autoencoder, trained on the phantom,
