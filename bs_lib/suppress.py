@@ -78,7 +78,7 @@ PHANTOM_ONLY_WARNING = (
 
 
 #: Bone-layer rules ``sample`` applies unless told otherwise: bone only brightens a radiograph. On the real
-#: development pairs at 1024² it raised PSNR by 0.14 dB on average over ten families
+#: development pairs at 1024² it raised PSNR by 0.12 dB on average over ten families
 #: (benchmarks/results/do_no_harm_128.md).
 DEFAULT_BONE_RULES = ("nonnegative",)
 #: ... and for a checkpoint trained on the phantom only, whose bone layer takes in the body's large-scale

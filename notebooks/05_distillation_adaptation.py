@@ -838,10 +838,13 @@ check(taken_back > 0.15, f"removing only that much raises the phantom's symmetri
 # The trained networks are another matter. Across the benchmark's ten models at 256²
 # (`do_no_harm.py`, row `+ highpass + nonnegative + gain`) the rule moves the mean
 # symmetric BSR at bone ×0.4 only from −12.9 to −12.3 points, and seven of the ten do
-# not move by 0.01: their layers read a gain of 1 or more even there. What they take
-# beyond the bone is mostly structure that is not bone, and it is in the image at full
-# strength, so the gain finds nothing to take back. `gain` is an option of `sample`
-# (`--bone-rules highpass nonnegative gain`), not a default.
+# not move by 0.01: their layers read a gain of 1 or more even there. Split the reading
+# into the layer's gain in the true bone and in the soft-tissue image
+# (`benchmarks/bone_layer_gain.py`, `bone_layer_gain_256.md`): at ×0.4 those layers hold
+# only 0.25–0.43 of bone per unit, but about half of each layer lines up with the
+# soft-tissue image, so the radiograph shows 1.25–2.05 of it and the gain finds nothing
+# to take back. `gain` is an option of `sample` (`--bone-rules highpass nonnegative
+# gain`), not a default.
 
 # %% [markdown]
 # ## 3 · Failure cases
