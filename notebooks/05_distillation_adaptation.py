@@ -807,6 +807,7 @@ def gain_rows(pairs, data):
             removed = {"identity": 0 * bone, "remove it all": bone, "+ gain": bone_layer.gain(bone, image)}
             rows.append({"data": data, "bone shown": shown,
                          "g, unclipped": float(bone_layer.measured_gain(bone, image, clip=False).mean()),
+                         "of which bone": float(bone_layer.measured_gain(bone, image - soft, clip=False).mean()),
                          **{f"BSR sym., {name}": metrics.bsr_symmetric(np.clip(image - layer, 0, 1), soft, image)
                             for name, layer in removed.items()}})
     return rows
@@ -829,11 +830,15 @@ check(taken_back > 0.15, f"removing only that much raises the phantom's symmetri
 # %% [markdown]
 # On the phantom the gain reads the bone that is there, and removing only that much
 # brings the weakened pairs back to what the remover scores on the pairs as recorded. The
-# gain is above 1 even as recorded: the shaped layer is not the whole bone layer, and
-# some soft tissue lines up with the ribs. On the real development pairs it lines up more
-# (this cell at 256²: `g` reads 1.45 as recorded and 0.80 at ×0.4, a ratio of 0.55, not
-# 0.4), so the rule takes back only part of the excess; still, the remover goes from
-# below doing nothing at ×0.4 (symmetric BSR 0.54 against 0.61) to above it (0.71).
+# radiograph is soft tissue plus bone, and the gain is linear in the image, so it splits:
+# $g = g_\text{bone} + g_\text{soft}$. The column `of which bone` is $g_\text{bone}$, the
+# gain a rule would read if it could see the bone alone; the rest is soft tissue that
+# lines up with the layer. On the phantom that rest is nil (this cell at 256²: 1.17, of
+# which bone 1.17; above 1 because the shaped layer is not the whole bone layer). On the
+# real development pairs it is not: `g` reads 1.45 as recorded (of which bone 1.10) and
+# 0.80 at ×0.4 (0.44), because the soft-tissue images there follow the rib pattern. So
+# the rule takes back only part of the excess; still, the remover goes from below doing
+# nothing at ×0.4 (symmetric BSR 0.54 against 0.61) to above it (0.71).
 #
 # The trained networks are another matter. Across the benchmark's ten models at 256²
 # (`do_no_harm.py`, row `+ highpass + nonnegative + gain`) the rule moves the mean
