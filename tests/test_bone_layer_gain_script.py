@@ -65,3 +65,15 @@ def test_without_the_real_pairs_it_says_what_it_needs(script, monkeypatch, tmp_p
     assert script.main(["--methods", "unet", "--output", str(tmp_path / "out")]) == 2
     assert "real development pairs are needed" in capsys.readouterr().err
     assert not (tmp_path / "out.md").exists()
+
+
+def test_the_figure_draws_every_model_at_every_bone_strength(script, tmp_path):
+    sample = chest(64)
+    results = {}
+    for label, layer in (("ribs", sample["ribs"]), ("ribs and vessels", sample["ribs"] + sample["vessels"])):
+        results[label] = {shown: script.readings(script.model_layers(remover(layer), weak), weak)
+                          for shown, weak in ((1.0, [sample]), (0.4, script.weaken_bone([sample], 0.4)))}
+    script.figure(tmp_path / "gain.png", results)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "gain.png").size[0] > 600
