@@ -41,6 +41,7 @@ REAL_PAIRS_ENV = "BS_REAL_PAIRS"
 OFFLINE_ENV = "BS_OFFLINE"
 MAX_STEPS_ENV = "BS_MAX_STEPS"
 MAX_SIZE_ENV = "BS_MAX_SIZE"
+MAX_IMAGES_ENV = "BS_MAX_IMAGES"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -220,6 +221,15 @@ class RunConfig:
     device: torch.device
     precision: str
 
+    def pick(self, table: dict[str, Any]) -> Any:
+        """This run's entry of a per-profile table: ``run.pick({"smoke": 4, "colab": 32, "full": 64})``.
+
+        Under a cap (:func:`capped`: a GPU profile's code path tried on a small
+        machine) it is the ``smoke`` entry, the shortest loop, since the numbers
+        of a capped run mean nothing anyway.
+        """
+        return table["smoke" if capped() else self.profile.name]
+
     def __str__(self) -> str:
         return (
             f"profile={self.profile.name} ({self.profile.description}); "
@@ -288,14 +298,32 @@ def max_size() -> int | None:
     return _cap(MAX_SIZE_ENV)
 
 
+def max_images() -> int | None:
+    """``$BS_MAX_IMAGES``: the most images a profile's dataset may hold per split (None: no cap).
+
+    Every loop over a dataset (phantoms drawn, validation, images scored) runs
+    over at most this many, so a capped run's evaluation is as short as its training.
+    """
+    return _cap(MAX_IMAGES_ENV)
+
+
+def capped() -> bool:
+    """True when any cap (:func:`max_steps`, :func:`max_size`, :func:`max_images`) is set."""
+    return any(cap is not None for cap in (max_steps(), max_size(), max_images()))
+
+
 def capped_profile(profile: Profile) -> Profile:
-    """``profile`` with its image size cut to :func:`max_size`, saying so in one line when it does."""
-    size, steps = max_size(), max_steps()
-    if size is None and steps is None:
+    """``profile`` within the caps of :func:`max_size` and :func:`max_images`, saying so in one line when capped."""
+    size, steps, images = max_size(), max_steps(), max_images()
+    if size is None and steps is None and images is None:
         return profile
     if size is not None and profile.image_size > size:
         profile = profile.with_overrides(image_size=size)
-    print(f"capped by {MAX_SIZE_ENV}={size} and {MAX_STEPS_ENV}={steps}: images at most {profile.image_size}², "
+    if images is not None and (profile.num_images is None or profile.num_images > images):
+        profile = profile.with_overrides(num_images=images)
+    caps = ", ".join(f"{name}={value}" for name, value in
+                        ((MAX_SIZE_ENV, size), (MAX_STEPS_ENV, steps), (MAX_IMAGES_ENV, images)) if value is not None)
+    print(f"capped by {caps}: images at most {profile.image_size}², {profile.num_images or 'all'} per split, "
           f"training runs at most {steps or 'their'} steps; this tests the code path, its numbers mean nothing.")
     return profile
 

@@ -83,6 +83,20 @@ def test_gpu_profiles_warn_on_a_cpu():
     config.setup("smoke")
 
 
+def test_caps_shrink_a_profile_and_say_so(monkeypatch, capsys):
+    colab = config.get_profile("colab")
+    assert config.capped_profile(colab) == colab and capsys.readouterr().out == ""  # no caps: untouched, silent
+    monkeypatch.setenv("BS_MAX_SIZE", "64")
+    monkeypatch.setenv("BS_MAX_IMAGES", "8")
+    capped = config.capped_profile(colab)
+    assert (capped.image_size, capped.num_images, capped.dataset) == (64, 8, colab.dataset)
+    assert "capped by BS_MAX_SIZE=64, BS_MAX_IMAGES=8: images at most 64², 8 per split" in capsys.readouterr().out
+    assert config.capped_profile(config.get_profile("smoke").with_overrides(num_images=4)).num_images == 4
+    monkeypatch.setenv("BS_MAX_IMAGES", "0")
+    with pytest.raises(ValueError, match="BS_MAX_IMAGES must be a positive whole number"):
+        config.capped_profile(colab)
+
+
 @pytest.mark.parametrize(
     ("declared", "injected", "unknown"),
     [

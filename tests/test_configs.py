@@ -86,6 +86,16 @@ def test_caps_cut_steps_and_size_but_never_below_what_a_model_trains_on(monkeypa
     assert "discriminator" in build_objective(mca_net).losses(batch, step=0)
 
 
+def test_an_image_cap_draws_fewer_images_from_a_named_dataset_only(monkeypatch):
+    monkeypatch.setenv("BS_MAX_IMAGES", "8")
+    assert load_config("unet", "colab").data_args["num_images"] == 8  # colab: all of szch-x-rays
+    assert load_config("unet", "smoke", data_args={"num_images": 4}).data_args["num_images"] == 4
+    own = load_config("unet", "colab", data="my_module:chests", data_args={"root": "x"}).data_args
+    monkeypatch.delenv("BS_MAX_IMAGES")
+    assert own == load_config("unet", "colab", data="my_module:chests", data_args={"root": "x"}).data_args
+    assert "num_images" not in own  # a user's own factory may not take num_images: left as it is
+
+
 def test_every_recipe_names_a_method_registered_with_its_family_and_label():
     import bs_lib.models  # noqa: F401  (registers the methods)
     from bs_lib import evaluate

@@ -7,10 +7,11 @@ batch size, model preset). :func:`load_config` merges ``base`` with a profile
 and applies overrides; the notebooks, ``python -m bs_lib train`` and the
 benchmark all start from the same files.
 
-Two environment variables cap a run for tests of a GPU profile's code path on
+Three environment variables cap a run for tests of a GPU profile's code path on
 a small machine (:func:`capped`): ``BS_MAX_STEPS`` shortens it with its
 schedule stretched to match, ``BS_MAX_SIZE`` shrinks its images, never below
-the smallest side its method registered (:func:`smallest_side`).
+the smallest side its method registered (:func:`smallest_side`), and
+``BS_MAX_IMAGES`` draws fewer of them from a named dataset.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from bs_lib.config import PROFILES, max_size, max_steps
+from bs_lib.config import PROFILES, max_images, max_size, max_steps
 from bs_lib.engine.config import ConfigError, TrainConfig, apply_override, read_yaml_mapping
 from bs_lib.engine.objective import method_info
 
@@ -126,20 +127,25 @@ def rescheduled(config: dict, steps: int) -> dict:
 
 
 def capped(values: dict) -> dict:
-    """``values`` within the caps of :func:`bs_lib.config.max_steps` and :func:`bs_lib.config.max_size`.
+    """``values`` within the caps of :func:`bs_lib.config.max_steps`, ``max_size`` and ``max_images``.
 
     The steps are cut with :func:`rescheduled` (the schedule keeps its shape),
     the image side to the cap. Under a size cap a run never goes below the
     smallest side its model trains on (:func:`smallest_side`), even when the
-    size asked for came from a capped profile. Without caps, ``values`` is
-    returned as is.
+    size asked for came from a capped profile. An image cap sets ``num_images``
+    of a dataset named in ``data`` (a ``module:function`` is left as it is).
+    Without caps, ``values`` is returned as is.
     """
-    steps, size = max_steps(), max_size()
+    steps, size, images = max_steps(), max_size(), max_images()
     values = {"steps": TrainConfig.steps, "image_size": TrainConfig.image_size, **values}
     if steps is not None and values["steps"] > steps:
         values.update(rescheduled(values, steps))
     if size is not None:
         values["image_size"] = max(min(values["image_size"], size), smallest_side(values))
+    if images is not None and ":" not in values.get("data", TrainConfig.data):
+        data_args = dict(values.get("data_args") or {})
+        data_args["num_images"] = min(data_args.get("num_images") or images, images)
+        values["data_args"] = data_args
     return values
 
 
