@@ -104,7 +104,7 @@ from bs_lib.models.unet import EpsilonUNet, ResBlock, timestep_embedding
 from bs_lib.train import Trainer, build_objective, discard_stale_run
 
 SIZE = run.profile.image_size
-TOY_STEPS = {"smoke": 400, "colab": 3000, "full": 3000}[run.profile.name]  # primer training steps
+TOY_STEPS = run.pick({"smoke": 400, "colab": 3000, "full": 3000})  # primer training steps
 
 # %% [markdown]
 # ## 1. A diffusion primer in two dimensions

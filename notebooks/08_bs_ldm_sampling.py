@@ -102,10 +102,9 @@ from bs_lib.suppress import load_suppressor
 from bs_lib.train import train_or_reuse
 
 SIZE = run.profile.image_size
-NUM_EVAL = {"smoke": 4, "colab": 32, "full": 64}[run.profile.name]  # validation images scored per setting
-STEP_COUNTS = {"smoke": [2, 5, 10, 20], "colab": [5, 10, 20, 50, 100], "full": [10, 20, 50, 100, 250]}[
-    run.profile.name]
-ABLATION_STEPS = {"smoke": 60, "colab": 4000, "full": 100_000}[run.profile.name]  # training steps per variant
+NUM_EVAL = run.pick({"smoke": 4, "colab": 32, "full": 64})  # validation images scored per setting
+STEP_COUNTS = run.pick({"smoke": [2, 5, 10, 20], "colab": [5, 10, 20, 50, 100], "full": [10, 20, 50, 100, 250]})
+ABLATION_STEPS = run.pick({"smoke": 60, "colab": 4000, "full": 100_000})  # training steps per variant
 
 # %% [markdown]
 # ## 1. The trained model
