@@ -32,7 +32,7 @@ LOCAL_VENV = ROOT / ".venv"
 EXTRAS = "dev"
 
 #: The test command: unit tests and every notebook (nbval settings live in pyproject.toml).
-TEST_COMMAND = ["-m", "pytest", "-n", str(min(4, os.cpu_count() or 1)), "--dist", "loadfile"]
+TEST_COMMAND = ["-m", "pytest", "-n", str(min(4, os.cpu_count() or 1)), "--dist", "loadfile", "--no-loadscope-reorder"]
 PYTEST_NO_TESTS_COLLECTED = 5
 
 

@@ -17,6 +17,26 @@ from bs_lib.config import OFFLINE_ENV, real_pairs_dir
 matplotlib.use("Agg")  # figures in unit tests are drawn, never shown
 
 
+def _start_order(item: pytest.Item) -> int:
+    """The longest files first: the student run of every notebook, then the notebooks, then slow tests.
+
+    pytest-xdist hands whole files to its workers in collection order
+    (``--dist loadfile --no-loadscope-reorder`` in ``course.py``); started
+    early, the long files leave the short ones to fill in around them. The
+    sort is stable, so the cells of a notebook keep their order.
+    """
+    path = item.path.as_posix()
+    if path.endswith("tests/test_offclone.py"):
+        return 0
+    if path.endswith(".ipynb"):
+        return 1
+    return 2 if item.get_closest_marker("slow") else 3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_order)
+
+
 def _import_benchmark_script(name: str):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)

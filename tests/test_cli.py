@@ -60,7 +60,7 @@ def test_course_script_treats_no_collected_tests_as_a_failure(capsys):
         import course
     finally:
         sys.path.remove(str(ROOT))
-    code = course.run_tests(Path(sys.executable), ["tests/test_config.py", "-k", "no_such_test_name"])
+    code = course.run_tests(Path(sys.executable), ["-n", "0", "tests/test_config.py", "-k", "no_such_test_name"])
     assert code == 1
     assert "collected no tests" in capsys.readouterr().out
 
