@@ -153,6 +153,14 @@ def test_a_longer_phantom_test_split_starts_with_the_default_one():
     assert len({s["id"] for s in longer}) == len(longer)
 
 
+def test_an_image_cap_shortens_the_test_split_from_its_start(monkeypatch):
+    default = evaluate.load_test_samples("phantom", 64, 0, None)
+    monkeypatch.setenv("BS_MAX_IMAGES", "3")
+    for asked in (None, 8, 2):
+        capped = evaluate.load_test_samples("phantom", 64, 0, asked)
+        assert [s["id"] for s in capped] == [s["id"] for s in default[:min(asked or 3, 3)]]
+
+
 def test_bad_method_names_get_a_clear_error():
     with pytest.raises(ValueError, match=r"Unknown benchmark method\(s\) \['unnet'\]: choose from identity"):
         evaluate.check_method_names(["unnet"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bs_lib.config import max_images
 from bs_lib.datasets import (
     DATASETS,
     PairedFolder,
@@ -96,7 +97,10 @@ def load_test_samples(dataset: str, image_size: int, seed: int, num_images: int 
     the test patients listed there are kept. The phantom's test split is as
     long as asked (40 images by default); longer ones start with the same 40.
     A sample without ``meta["source"]`` gets the dataset's name as its source.
+    ``$BS_MAX_IMAGES`` (:func:`bs_lib.config.max_images`) caps ``num_images``.
     """
+    if (cap := max_images()) is not None:
+        num_images = min(num_images or cap, cap)
     images = held_out_set(dataset, image_size, seed, num_images)
     allowed = set(load_split(split_file)["splits"]["test"]) if split_file is not None else None
     samples = []

@@ -2,7 +2,7 @@
 
 ``num_test=-1`` takes the profile's default number of test images
 (:data:`DEFAULT_TEST_IMAGES`), ``None`` the whole split; ``$BS_MAX_IMAGES``
-caps either (:func:`bs_lib.config.max_images`). The identity baseline
+caps either (:func:`bs_lib.benchmark.data.load_test_samples`). The identity baseline
 is always measured, whichever methods were asked for.
 """
 
@@ -77,8 +77,6 @@ def run_benchmark(methods: Sequence[str] | None = None, profile: str = "smoke", 
     runs = Path(runs) if runs is not None else course_config.runs_dir()
     device = course_config.detect_device(str(device) if device is not None else None)
     num_test = DEFAULT_TEST_IMAGES.get(chosen.name) if num_test == -1 else num_test
-    if (cap := course_config.max_images()) is not None:
-        num_test = min(num_test or cap, cap)
     samples = load_test_samples(dataset, size, seed, num_test, split_file)
     names = usable_methods(names, samples, asked=bool(methods))
     if split_out is not None:
