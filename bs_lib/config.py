@@ -224,11 +224,11 @@ class RunConfig:
     def pick(self, table: dict[str, Any]) -> Any:
         """This run's entry of a per-profile table: ``run.pick({"smoke": 4, "colab": 32, "full": 64})``.
 
-        Under a cap (:func:`capped`: a GPU profile's code path tried on a small
+        Under a cap (:func:`is_capped`: a GPU profile's code path tried on a small
         machine) it is the ``smoke`` entry, the shortest loop, since the numbers
         of a capped run mean nothing anyway.
         """
-        return table["smoke" if capped() else self.profile.name]
+        return table["smoke" if is_capped() else self.profile.name]
 
     def __str__(self) -> str:
         return (
@@ -307,7 +307,7 @@ def max_images() -> int | None:
     return _cap(MAX_IMAGES_ENV)
 
 
-def capped() -> bool:
+def is_capped() -> bool:
     """True when any cap (:func:`max_steps`, :func:`max_size`, :func:`max_images`) is set."""
     return any(cap is not None for cap in (max_steps(), max_size(), max_images()))
 
