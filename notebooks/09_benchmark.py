@@ -98,7 +98,7 @@ from bs_lib.claims import check
 SIZE = run.profile.image_size
 SMOKE = PROFILE == "smoke"
 DATASET = "szch-x-rays" if PROFILE == "full" else "phantom"  # the test split of the data the configs train on
-NUM_TEST = run.pick({**evaluate.DEFAULT_TEST_IMAGES, "smoke": 8})  # test images; None: the whole test split
+NUM_TEST = 8 if SMOKE else evaluate.DEFAULT_TEST_IMAGES[PROFILE]  # None: the whole test split
 STEPS_SCALE = 1 / 4 if SMOKE else 1.0  # smoke: a quarter of each config's (already tiny) budget
 SHORTENED = 1 / 4  # colab, run alone: methods without a finished run train a quarter of their steps (< 1 h on a T4)
 OUTPUT = pathlib.Path(tempfile.mkdtemp(prefix="bs-09-")) / f"benchmark_{PROFILE}_{SIZE}"
