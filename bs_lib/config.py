@@ -286,6 +286,9 @@ def _cap(variable: str) -> int | None:
 def max_steps() -> int | None:
     """``$BS_MAX_STEPS``: the most optimiser steps any training run may take (None: no cap).
 
+    A diffusion model's default sampling chain is cut to as many steps
+    (:func:`bs_lib.engine.recipes.capped`).
+
     With :func:`max_size`, it runs a GPU profile's code path on a CPU in minutes:
     every config and notebook cell of ``colab`` runs, only smaller and shorter.
     A capped run tests the code, not the result.
@@ -324,7 +327,8 @@ def capped_profile(profile: Profile) -> Profile:
     caps = ", ".join(f"{name}={value}" for name, value in
                         ((MAX_SIZE_ENV, size), (MAX_STEPS_ENV, steps), (MAX_IMAGES_ENV, images)) if value is not None)
     print(f"capped by {caps}: images at most {profile.image_size}², {profile.num_images or 'all'} per split, "
-          f"training runs at most {steps or 'their'} steps; this tests the code path, its numbers mean nothing.")
+          f"training runs and sampling chains at most {steps or 'their'} steps; "
+          "this tests the code path, its numbers mean nothing.")
     return profile
 
 

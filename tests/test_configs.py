@@ -86,6 +86,16 @@ def test_caps_cut_steps_and_size_but_never_below_what_a_model_trains_on(monkeypa
     assert "discriminator" in build_objective(mca_net).losses(batch, step=0)
 
 
+def test_a_step_cap_shortens_the_default_sampling_chain_too(monkeypatch):
+    monkeypatch.setenv("BS_MAX_STEPS", "3")
+    assert load_config("bs_ldm", "colab").method_args["sampling_steps"] == 3  # 50 in the recipe
+    assert load_config("bs_ldm", "full").method_args["sampling_steps"] == 3  # None in the recipe: all 1000
+    assert "sampling_steps" not in load_config("unet", "colab").method_args  # no chain: nothing added
+    monkeypatch.delenv("BS_MAX_STEPS")
+    assert load_config("bs_ldm", "colab").method_args["sampling_steps"] == 50
+    assert load_config("bs_ldm", "full").method_args["sampling_steps"] is None
+
+
 def test_an_image_cap_draws_fewer_images_from_a_named_dataset_only(monkeypatch):
     monkeypatch.setenv("BS_MAX_IMAGES", "8")
     assert load_config("unet", "colab").data_args["num_images"] == 8  # colab: all of szch-x-rays

@@ -130,6 +130,8 @@ def capped(values: dict) -> dict:
     """``values`` within the caps of :func:`bs_lib.config.max_steps`, ``max_size`` and ``max_images``.
 
     The steps are cut with :func:`rescheduled` (the schedule keeps its shape),
+    and so is a diffusion model's default sampling chain
+    (``method_args.sampling_steps``; a chain passed to ``predict`` is kept);
     the image side to the cap. Under a size cap a run never goes below the
     smallest side its model trains on (:func:`smallest_side`), even when the
     size asked for came from a capped profile. An image cap sets ``num_images``
@@ -140,6 +142,9 @@ def capped(values: dict) -> dict:
     values = {"steps": TrainConfig.steps, "image_size": TrainConfig.image_size, **values}
     if steps is not None and values["steps"] > steps:
         values.update(rescheduled(values, steps))
+    chain = (values.get("method_args") or {}).get("sampling_steps", steps)
+    if steps is not None and (chain is None or chain > steps):  # None: the whole chain
+        values["method_args"] = {**values["method_args"], "sampling_steps": steps}
     if size is not None:
         values["image_size"] = max(min(values["image_size"], size), smallest_side(values))
     if images is not None and ":" not in values.get("data", TrainConfig.data):
