@@ -283,6 +283,17 @@ def test_get_dataset_phantom_switch():
     assert_sample_shape(dataset[0], size=64)
 
 
+def test_an_image_cap_reaches_every_dataset_built_through_get_dataset(monkeypatch):
+    from bs_lib.models.adaptation import adaptation_dataset, target_domain_pairs
+
+    uncapped = len(get_dataset("phantom", split="test", size=64))
+    monkeypatch.setenv("BS_MAX_IMAGES", "3")
+    assert uncapped > 3 and len(get_dataset("phantom", split="test", size=64)) == 3
+    assert len(get_dataset("phantom", split="test", size=64, num_images=2)) == 2  # fewer than the cap: as asked
+    assert len(target_domain_pairs("shifted-phantom", "test", 64)) == 3  # a library factory that draws phantoms
+    assert len(adaptation_dataset("train", 64, target="shifted-phantom", restyle=True)) == 6  # three, and restyled
+
+
 # --------------------------------------------------------------------------- splits
 
 

@@ -43,10 +43,13 @@ def get_dataset(name: str, split: str | None = None, size: int | None = None, nu
     and the test sets (``real-pairs``, ``gusarev-des``) answer ``"test"`` and
     ``"all"`` with all their pairs and refuse the rest. ``split=None`` is the
     dataset's own default: ``"test"`` for a test set, ``"train"`` for any other.
-    ``num_images`` keeps the first images only (a quick look at a big dataset).
+    ``num_images`` keeps the first images only (a quick look at a big dataset);
+    under ``$BS_MAX_IMAGES`` (:func:`bs_lib.config.max_images`) never more than that.
     """
     if name != "phantom" and name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose 'phantom' or one of {', '.join(DATASETS)}.")
+    if (cap := config.max_images()) is not None:
+        num_images = min(num_images or cap, cap)
     factory = DATASETS.get(name)
     if split is None:
         split = "test" if getattr(factory, "test_only", False) else "train"
