@@ -171,39 +171,3 @@ def test_sample_refuses_to_overwrite_and_explains_bad_inputs(trained, tmp_path):
         collect_inputs([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         collect_inputs([tmp_path / "missing.png"])
-
-
-@pytest.mark.slow
-def test_smoke_budget_beats_the_identity_baseline_on_the_phantom(tmp_path):
-    """Both stages at their smoke budgets (configs as shipped) must beat returning the radiograph.
-
-    About a minute on one CPU thread. At seed 0 the margin is ≈ 3 dB on the
-    whole image and ≈ 5 dB in the lungs, so this is no coin toss.
-    """
-    from bs_lib.config import seed_everything
-    from bs_lib.engine import build_datasets
-    from bs_lib.metrics import psnr
-    from bs_lib.phantom import PhantomDataset
-
-    stage1 = load_config("ml_vqgan", "smoke", output_dir=str(tmp_path))
-    train_set = build_datasets(stage1)[0]  # the phantom training split the config asks for
-    seed_everything(stage1.seed)  # initial weights as `bs-lib train` draws them, whatever ran before this test
-    Trainer(build_objective(stage1), stage1, train_set).fit()
-    stage2 = load_config("bs_ldm", "smoke", output_dir=str(tmp_path),
-                         method_args={"autoencoder": str(tmp_path / stage1.name)})
-    seed_everything(stage2.seed)
-    Trainer(build_objective(stage2), stage2, build_datasets(stage2)[0]).fit()
-
-    model, _ = load_suppressor(tmp_path / stage2.name, device="cpu")
-    test = PhantomDataset(64, "test", num_images=16)
-    cxr, soft = (torch.stack([test[i][key] for i in range(len(test))]).numpy() for key in ("cxr", "soft"))
-    lungs = torch.stack([test[i]["masks"]["lungs"] for i in range(len(test))]).numpy()
-    prediction = model.predict(torch.from_numpy(cxr), torch.Generator().manual_seed(0)).cpu().numpy()
-
-    def mean_psnr(images, mask=None):  # the mean of the 16 images' PSNRs against the soft-tissue truth
-        return psnr(images, soft, data_range=1.0, mask=mask)
-
-    whole = (mean_psnr(prediction), mean_psnr(cxr))
-    in_lungs = (mean_psnr(prediction, lungs), mean_psnr(cxr, lungs))
-    assert whole[0] > whole[1], f"BS-LDM {whole[0]:.2f} dB vs identity {whole[1]:.2f} dB"
-    assert in_lungs[0] > in_lungs[1], f"lungs: BS-LDM {in_lungs[0]:.2f} dB vs identity {in_lungs[1]:.2f} dB"
