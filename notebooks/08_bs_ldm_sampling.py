@@ -104,7 +104,7 @@ from bs_lib.train import train_or_reuse
 SIZE = run.profile.image_size
 NUM_EVAL = run.pick({"smoke": 4, "colab": 32, "full": 64})  # validation images scored per setting
 STEP_COUNTS = run.pick({"smoke": [2, 5, 10, 20], "colab": [5, 10, 20, 50, 100], "full": [10, 20, 50, 100, 250]})
-ABLATION_STEPS = run.pick({"smoke": 60, "colab": 4000, "full": 100_000})  # training steps per variant
+ABLATION_STEPS = run.pick({"smoke": 20, "colab": 4000, "full": 100_000})  # training steps per variant
 DDPM_TIMED = run.pick({"smoke": 100, "colab": 1000, "full": 1000})  # steps of the official DDPM chain timed
 
 # %% [markdown]

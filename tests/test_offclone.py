@@ -8,8 +8,9 @@ without the real data, with the ``colab`` profile a Colab student runs. That
 profile takes other branches (another dataset, larger presets, validation
 during training, the checkpoints of a GPU run); the caps
 (:func:`bs_lib.config.is_capped`) run its code path on a CPU in minutes: two
-optimiser steps per training run, images of at most 64², eight per split, the
-smoke profile's loop lengths. Claims about what training achieved are reported
+optimiser steps per training run and two steps per default sampling chain,
+images of at most 64², eight per dataset split, the smoke profile's loop
+lengths. Claims about what training achieved are reported
 as not checked; every other claim must hold. A notebook that passes here needs
 nothing but what ``pip install`` gives, and one that reads the profile's real
 dataset must say, in one line, how to get it.
