@@ -76,7 +76,8 @@ def ensure_installed(python: Path) -> None:
         return
     say(f"installing the course and its dependencies into {python.parent.parent}")
     subprocess.run([str(python), "-m", "pip", "install", "--upgrade", "pip"], check=True, cwd=ROOT)
-    subprocess.run([str(python), "-m", "pip", "install", "-e", f".[{EXTRAS}]"], check=True, cwd=ROOT)
+    # --no-compile: modules are byte-compiled when first imported, not every file of every package now
+    subprocess.run([str(python), "-m", "pip", "install", "--no-compile", "-e", f".[{EXTRAS}]"], check=True, cwd=ROOT)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(wanted)
 
