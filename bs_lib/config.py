@@ -302,10 +302,13 @@ def max_size() -> int | None:
 
 
 def max_images() -> int | None:
-    """``$BS_MAX_IMAGES``: the most images a profile's dataset may hold per split (None: no cap).
+    """``$BS_MAX_IMAGES``: the most images any dataset may hold per split (None: no cap).
 
-    Every loop over a dataset (phantoms drawn, validation, images scored) runs
-    over at most this many, so a capped run's evaluation is as short as its training.
+    :func:`bs_lib.datasets.get_dataset` applies it, so every loop over a dataset
+    (phantoms drawn, validation, images scored) runs over at most this many and
+    a capped run's evaluation is as short as its training. A capped config
+    also records it (:func:`bs_lib.engine.recipes.capped`), so a capped run is
+    never reused as a full one.
     """
     return _cap(MAX_IMAGES_ENV)
 
