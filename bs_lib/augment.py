@@ -120,7 +120,8 @@ class Randomisation:
 
 
 #: Chains a config's ``data_args.randomise`` (and ``benchmark --randomise``) can name instead of giving ranges.
-CHAINS = {"default": Randomisation(), "faint-bone": Randomisation(bone_gain=(0.2, 1.0))}
+CHAINS = {"default": Randomisation(), "faint-bone": Randomisation(bone_gain=(0.2, 1.0)),
+          "wide-bone": Randomisation(bone_gain=(0.2, 1.4))}
 
 
 def chain_named(name: str) -> Randomisation:

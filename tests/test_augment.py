@@ -114,6 +114,8 @@ def test_a_named_chain_is_that_chain():
     assert randomised(Pairs(), "default").chain == Randomisation() == randomised(Pairs(), True).chain
     faint = randomised(Pairs(), "faint-bone").chain
     assert faint.bone_gain == (0.2, 1.0) and replace(faint, bone_gain=Randomisation().bone_gain) == Randomisation()
+    wide = randomised(Pairs(), "wide-bone").chain
+    assert wide.bone_gain == (0.2, 1.4) and replace(wide, bone_gain=Randomisation().bone_gain) == Randomisation()
 
 
 def test_a_config_randomises_its_training_pairs_only():
