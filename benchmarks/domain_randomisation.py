@@ -3,16 +3,16 @@
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
         [--variants plain all anatomy faint-bone no-bone_contrast no-texture no-geometry ...]
         [--bone-gain 1 0.6 0.4] [--method unet] [--bone-rules highpass nonnegative]
-        [--runs DIR] [--output FILE.md]
+        [--tracking] [--runs DIR] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
 with every part of :class:`bs_lib.augment.Randomisation`, ``anatomy`` with the
 anatomy parts only (bone contrast, parenchymal texture; no imaging chain), ``no-PART``
-with every part but that one, ``faint-bone`` with every part and the bone gain
-drawn from :data:`FAINT_BONE_GAIN` instead (the chain ``faint-bone`` of
-:data:`bs_lib.augment.CHAINS`: bone from a fifth of the phantom's to as strong,
-radiographs that show little bone, as at high tube voltage).
+with every part but that one, and each named chain of :data:`bs_lib.augment.CHAINS`
+with every part and its own bone gain: ``faint-bone`` (bone from a fifth of the
+phantom's to as strong, radiographs that show little bone, as at high tube
+voltage) and ``wide-bone`` (from a fifth to the default's strongest).
 Each trained model is scored on 16 phantom test pairs and on the real
 development pairs (``real-pairs``: six SZCH dual-energy pairs; the script stops
 when they cannot be had), and, for each ``--bone-gain`` g below 1, on the same
@@ -22,7 +22,10 @@ trains another of the course's methods instead, with its own ``smoke`` recipe
 (width, batch, learning rate) for ``--steps`` steps. ``--bone-rules`` adds, for
 every variant, the rows of its output with those rules applied to the removed
 bone layer (:func:`bs_lib.bone_layer.restrict`), as ``python -m bs_lib sample``
-does for a phantom-only checkpoint. With ``--runs DIR`` a finished run of the
+does for a phantom-only checkpoint. ``--tracking`` adds a table of how much
+rib-scale bone each model removes from the phantom and the real pairs with
+their bone layer scaled from ×1.4 to ×0.2 (:func:`removal`): does the model
+remove the bone an image shows, or a fixed amount? With ``--runs DIR`` a finished run of the
 same config is reused instead of trained again. Numbers are means over the images and
 the seeds; each difference to identity (do nothing) is a paired bootstrap
 interval over images × seeds, so read it as "this recipe, these images", not
@@ -35,6 +38,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -42,12 +46,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 from bs_lib.augment import CHAINS, PARTS, Randomisation, weaken_bone  # (after the thread setting)
 
 ANATOMY = ("bone_contrast", "texture")
-FAINT_BONE_GAIN = CHAINS["faint-bone"].bone_gain
-VARIANTS = ("plain", "all", "anatomy", "faint-bone", *(f"no-{part}" for part in PARTS))
-NOTES = (" `faint-bone`: every part, the bone gain drawn from {:.1f}–{:.1f} instead of {:.1f}–{:.1f}. "
-         "`bone ×g`: the real pairs with each radiograph replaced by soft + g·(radiograph − soft), a stress test "
-         "for radiographs that show less bone (a linear mix of grey levels, not physics)."
-         ).format(*FAINT_BONE_GAIN, *Randomisation().bone_gain)
+NAMED = tuple(name for name in CHAINS if name != "default")
+VARIANTS = ("plain", "all", "anatomy", *NAMED, *(f"no-{part}" for part in PARTS))
+NOTES = ("".join(" `{}`: every part, the bone gain drawn from {:.1f}–{:.1f} instead of {:.1f}–{:.1f}.".format(
+             name, *CHAINS[name].bone_gain, *Randomisation().bone_gain) for name in NAMED)
+         + " `bone ×g`: the real pairs with each radiograph replaced by soft + g·(radiograph − soft), a stress test "
+         "for radiographs that show less bone (a linear mix of grey levels, not physics).")
 
 
 def chain_of(variant: str):
@@ -58,8 +62,10 @@ def chain_of(variant: str):
         return True
     if variant == "anatomy":
         return {part: False for part in PARTS if part not in ANATOMY}
-    if variant == "faint-bone":
-        return {"bone_gain": list(FAINT_BONE_GAIN)}
+    if variant in NAMED:
+        default = Randomisation()
+        return {item.name: list(value) if isinstance(value, tuple) else value for item in fields(default)
+                if (value := getattr(CHAINS[variant], item.name)) != getattr(default, item.name)}
     return {variant.removeprefix("no-"): False}
 
 
@@ -117,6 +123,85 @@ def weakened(dataset, gain: float) -> list[dict]:
         raise SystemExit(str(error)) from None
 
 
+#: Bone gains of the tracking table: stronger than recorded, as recorded, and ever fainter.
+TRACKING_GAINS = (1.4, 1.0, 0.6, 0.4, 0.2)
+
+
+def rib_scale(layer):
+    """A bone layer at rib scale and finer: less its coarse part (:func:`bs_lib.bone_layer.highpass`) and its mean."""
+    import torch
+
+    from bs_lib.bone_layer import highpass
+
+    fine = torch.as_tensor(highpass(layer.float().numpy()))
+    return (fine - fine.mean()).flatten()
+
+
+def removal(model, pairs, gain: float) -> tuple[list[float], list[float]]:
+    r"""How much rib-scale bone ``model`` removes from each pair with its bone layer ×``gain``.
+
+    With :math:`b'` the pair's recorded bone layer at rib scale (:func:`rib_scale`)
+    and :math:`r'` the layer the model removes from :math:`s + g\,b`, two numbers per
+    image: the size :math:`\lVert r' \rVert / \lVert b' \rVert` and the part along the
+    bone :math:`\langle r', b' \rangle / \lVert b' \rVert^2`. A remover that takes out
+    exactly the bone there is reads :math:`g` and :math:`g`; size above the part along
+    the bone is structure removed that is not bone.
+    """
+    import torch
+
+    from bs_lib.augment import apply_bone_gain
+
+    sizes, along = [], []
+    for pair in pairs:
+        cxr = apply_bone_gain(pair["cxr"], pair["soft"], gain)
+        with torch.no_grad():
+            removed = rib_scale(cxr - model.predict(cxr[None])[0])
+        bone = rib_scale(pair["cxr"] - pair["soft"])
+        sizes.append(float(removed.norm() / bone.norm()))
+        along.append(float(removed @ bone / (bone @ bone)))
+    return sizes, along
+
+
+def tracking_lines(tracked: dict[tuple[str, str], dict[float, tuple[list, list]]]) -> list[str]:
+    """The tracking table: per data and variant, size (part along the bone) of the removal at each bone gain."""
+    import numpy as np
+
+    lines = ["", "## How much bone each model removes as the bone weakens", "",
+             "Rib-scale bone layer removed from each pair with its bone layer ×g (`removal`), as a multiple of the "
+             "pair's recorded one: its size, and in brackets its part along the recorded bone. Removing exactly "
+             "the bone there reads g (g); size beyond the part along the bone is structure that is not bone.", "",
+             "| data | variant | " + " | ".join(f"bone ×{g:g}" for g in TRACKING_GAINS) + " |",
+             "|---|---|" + "---|" * len(TRACKING_GAINS)]
+    for (name, variant), by_gain in tracked.items():
+        cells = [f"{np.mean(by_gain[g][0]):.2f} ({np.mean(by_gain[g][1]):.2f})" for g in TRACKING_GAINS]
+        lines.append(f"| {name} | {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tracking_figure(tracked: dict[tuple[str, str], dict[float, tuple[list, list]]], path: Path) -> None:
+    """The tracking table drawn: removal against the bone there is, one panel per data, one colour per variant."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(dict.fromkeys(name for name, _ in tracked))
+    variants = list(dict.fromkeys(variant for _, variant in tracked))
+    figure, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), sharey=True, squeeze=False)
+    gains = np.array(TRACKING_GAINS)
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.plot(gains, gains, color="black", lw=1, label="removes the bone there is")
+        for colour, variant in zip(plt.cm.tab10.colors, variants, strict=False):
+            by_gain = tracked[name, variant]
+            ax.plot(gains, [np.mean(by_gain[g][0]) for g in gains], "o-", color=colour, label=f"{variant}: size")
+            ax.plot(gains, [np.mean(by_gain[g][1]) for g in gains], "s--", color=colour, alpha=0.6,
+                    label=f"{variant}: along the bone")
+        ax.set(title=name, xlabel="bone shown (× recorded)", xlim=(0, 1.5), ylim=(0, 1.6))
+    axes[0, 0].set_ylabel("rib-scale bone removed (× recorded)")
+    axes[0, -1].legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def rules_note(rules: list[str]) -> str:
     if not rules:
         return ""
@@ -148,6 +233,8 @@ def main() -> int:
                         help="the method trained (default: a width-16 U-Net; others: their smoke recipe)")
     parser.add_argument("--bone-rules", nargs="+", default=[], metavar="RULE",
                         help="also score every variant with these bone-layer rules (bs_lib.bone_layer.RULES)")
+    parser.add_argument("--tracking", action="store_true",
+                        help="also tabulate how much bone each model removes as the bone weakens (phantom and real)")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the runs go; finished ones are reused (default: a temporary folder)")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this Markdown file")
@@ -155,7 +242,10 @@ def main() -> int:
 
     import tempfile
 
+    import matplotlib
     import torch
+
+    matplotlib.use("Agg")
 
     from bs_lib.bone_layer import check_rules
     from bs_lib.datasets import get_dataset, real_pairs
@@ -181,10 +271,16 @@ def main() -> int:
              f"identity = the radiograph itself.{NOTES}{rules_note(args.bone_rules)}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",
              "|---|---|---|---|---|---|"]
+    tracked = {}
     for variant in args.variants:
         started, pooled = time.perf_counter(), {(name, rules): None for rules in rule_sets for name in data}
         for seed in args.seeds:
             model = train(variant, args.size, args.steps, seed, runs, args.method)
+            for name in list(data)[:2] if args.tracking else ():
+                for gain in TRACKING_GAINS:
+                    sizes, along = removal(model, [data[name][i] for i in range(len(data[name]))], gain)
+                    before = tracked.setdefault((name, variant), {}).get(gain, ([], []))
+                    tracked[name, variant][gain] = (before[0] + sizes, before[1] + along)
             for name, rules in pooled:
                 values = scores(model, data[name], rules)
                 before = pooled[name, rules]
@@ -194,10 +290,13 @@ def main() -> int:
             print(lines[-1], flush=True)
         print(f"  ({variant}: {time.perf_counter() - started:.0f} s)", flush=True)
     command = "python benchmarks/domain_randomisation.py " + " ".join(sys.argv[1:])
+    lines += tracking_lines(tracked) if tracked else []
     text = "\n".join([f"# Domain randomisation, part by part\n\n`{command}`\n", *lines]) + "\n"
     print(text)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
+        if tracked:
+            tracking_figure(tracked, args.output.with_name(args.output.stem + "_tracking.png"))
     return 0
 
 

@@ -18,7 +18,8 @@ def test_every_variant_is_a_chain_the_augmentation_accepts(script):
         chain = script.chain_of(variant)
         if isinstance(chain, dict):
             Randomisation.from_dict(chain)  # an unknown key or part would raise
-    assert Randomisation.from_dict(script.chain_of("faint-bone")) == CHAINS["faint-bone"]
+    for name in ("faint-bone", "wide-bone"):
+        assert name in script.VARIANTS and Randomisation.from_dict(script.chain_of(name)) == CHAINS[name]
     assert script.chain_of("plain") is False and script.chain_of("all") is True
 
 
@@ -49,3 +50,32 @@ def test_the_bone_rules_score_what_sample_would_return(script):
     assert ruled["psnr"] == pytest.approx(ruled["psnr_identity"], abs=1e-4)  # the rule removes nothing: no harm
     assert script.rules_note([]) == ""
     assert "`+ highpass + nonnegative`" in script.rules_note(["highpass", "nonnegative"])
+
+
+class Remover(torch.nn.Module):
+    """Removes ``layer`` from whatever it is given, or, with no layer, exactly the bone there is (knows ``soft``)."""
+
+    def __init__(self, soft, layer=None):
+        super().__init__()
+        self.soft, self.layer = soft, layer
+
+    def predict(self, cxr):
+        return self.soft.expand_as(cxr) if self.layer is None else cxr - self.layer
+
+
+def test_removal_reads_the_bone_gain_only_for_a_remover_that_follows_the_bone(script, tmp_path):
+    generator = torch.Generator().manual_seed(1)
+    soft = torch.rand(1, 64, 64, generator=generator) * 0.5
+    rows = torch.arange(64, dtype=torch.float32).view(1, 64, 1)
+    bone = 0.2 * (torch.sin(rows / 2) > 0).float().expand(1, 64, 64)  # ribs: bands a few pixels wide
+    pair = {"cxr": soft + bone, "soft": soft}
+    for gain in (1.4, 0.4):
+        exact = script.removal(Remover(soft), [pair], gain)
+        fixed = script.removal(Remover(soft, bone), [pair], gain)
+        assert exact[0][0] == pytest.approx(gain, rel=1e-3) and exact[1][0] == pytest.approx(gain, rel=1e-3)
+        assert fixed[0][0] == pytest.approx(1, rel=1e-3) and fixed[1][0] == pytest.approx(1, rel=1e-3)
+    lines = script.tracking_lines({("phantom", "plain"): {g: ([g], [g]) for g in script.TRACKING_GAINS}})
+    assert lines[-1] == "| phantom | plain | 1.40 (1.40) | 1.00 (1.00) | 0.60 (0.60) | 0.40 (0.40) | 0.20 (0.20) |"
+    script.tracking_figure({("phantom", "plain"): {g: ([g], [g]) for g in script.TRACKING_GAINS}},
+                           tmp_path / "tracking.png")
+    assert (tmp_path / "tracking.png").stat().st_size > 1000
