@@ -145,7 +145,7 @@ def removal(model, pairs, gain: float) -> tuple[list[float], list[float]]:
     image: the size :math:`\lVert r' \rVert / \lVert b' \rVert` and the part along the
     bone :math:`\langle r', b' \rangle / \lVert b' \rVert^2`. A remover that takes out
     exactly the bone there is reads :math:`g` and :math:`g`; size above the part along
-    the bone is structure removed that is not bone.
+    the bone is what it removes that does not line up with the recorded bone.
     """
     import torch
 
@@ -169,13 +169,51 @@ def tracking_lines(tracked: dict[tuple[str, str], dict[float, tuple[list, list]]
     lines = ["", "## How much bone each model removes as the bone weakens", "",
              "Rib-scale bone layer removed from each pair with its bone layer ×g (`removal`), as a multiple of the "
              "pair's recorded one: its size, and in brackets its part along the recorded bone. Removing exactly "
-             "the bone there reads g (g); size beyond the part along the bone is structure that is not bone.", "",
+             "the bone there reads g (g); size beyond the part along the bone is what does not line up with the "
+             "recorded bone (`_removed.png` shows it for one pair as recorded).", "",
              "| data | variant | " + " | ".join(f"bone ×{g:g}" for g in TRACKING_GAINS) + " |",
              "|---|---|" + "---|" * len(TRACKING_GAINS)]
     for (name, variant), by_gain in tracked.items():
         cells = [f"{np.mean(by_gain[g][0]):.2f} ({np.mean(by_gain[g][1]):.2f})" for g in TRACKING_GAINS]
         lines.append(f"| {name} | {variant} | " + " | ".join(cells) + " |")
     return lines
+
+
+def removed_layers(model, pair):
+    """The pair's rib-scale bone layer, what ``model`` removes at rib scale, and the part of that not along the bone."""
+    import torch
+
+    with torch.no_grad():
+        removed = rib_scale(pair["cxr"] - model.predict(pair["cxr"][None])[0])
+    bone = rib_scale(pair["cxr"] - pair["soft"])
+    side = pair["cxr"].shape[-2:]
+    rest = removed - (removed @ bone / (bone @ bone)) * bone
+    return [layer.view(side).numpy() for layer in (bone, removed, rest)]
+
+
+def removed_figure(pair, layers: dict[str, list], path: Path) -> None:
+    """One real pair: its recorded bone layer; per variant, what the model removes and its part not along the bone."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    bone = next(iter(layers.values()))[0]
+    limit = 3 * float(np.std(bone))
+    figure, axes = plt.subplots(2, len(layers) + 1, figsize=(2.6 * (len(layers) + 1), 5.6), squeeze=False)
+    axes[0, 0].imshow(torch.as_tensor(pair["cxr"]).numpy()[0], cmap="gray")
+    axes[0, 0].set_title("radiograph", fontsize=9)
+    axes[1, 0].imshow(bone, cmap="gray", vmin=-limit, vmax=limit)
+    axes[1, 0].set_title("recorded bone (rib scale)", fontsize=9)
+    for column, (variant, (_, removed, rest)) in enumerate(layers.items(), start=1):
+        axes[0, column].imshow(removed, cmap="gray", vmin=-limit, vmax=limit)
+        axes[0, column].set_title(f"{variant}: removed", fontsize=9)
+        axes[1, column].imshow(rest, cmap="gray", vmin=-limit, vmax=limit)
+        axes[1, column].set_title(f"{variant}: not along the bone", fontsize=9)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def tracking_figure(tracked: dict[tuple[str, str], dict[float, tuple[list, list]]], path: Path) -> None:
@@ -271,7 +309,7 @@ def main() -> int:
              f"identity = the radiograph itself.{NOTES}{rules_note(args.bone_rules)}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",
              "|---|---|---|---|---|---|"]
-    tracked = {}
+    tracked, examples = {}, {}
     for variant in args.variants:
         started, pooled = time.perf_counter(), {(name, rules): None for rules in rule_sets for name in data}
         for seed in args.seeds:
@@ -281,6 +319,8 @@ def main() -> int:
                     sizes, along = removal(model, [data[name][i] for i in range(len(data[name]))], gain)
                     before = tracked.setdefault((name, variant), {}).get(gain, ([], []))
                     tracked[name, variant][gain] = (before[0] + sizes, before[1] + along)
+            if args.tracking and seed == args.seeds[0]:
+                examples[variant] = removed_layers(model, real[0])
             for name, rules in pooled:
                 values = scores(model, data[name], rules)
                 before = pooled[name, rules]
@@ -297,6 +337,7 @@ def main() -> int:
         args.output.write_text(text, encoding="utf-8")
         if tracked:
             tracking_figure(tracked, args.output.with_name(args.output.stem + "_tracking.png"))
+            removed_figure(real[0], examples, args.output.with_name(args.output.stem + "_removed.png"))
     return 0
 
 

@@ -782,10 +782,11 @@ check(ceiling > identity_bsr, f"on a perfect bone layer the highpass rule keeps 
 # bone layer from phantoms whose bone is ×1.4, ×1, ×0.6, ×0.4 and ×0.2
 # (`benchmarks/domain_randomisation.py --tracking`, `domain_randomisation_128_wide_bone.md`
 # and its figure; 128², three seeds). On the real pairs it cannot: what it removes is
-# part of the bone (0.25 to 0.65 of it as recorded) plus at least as much structure that
-# is not bone, and at ×0.2 it still removes a third or more of the recorded layer.
-# Training bone from ×0.2 to ×1.4 (`wide-bone`) does no better than `faint-bone`. The
-# gap is what the network takes for bone on a real chest, not how much it expects.
+# part of the bone (as recorded, 0.25 of it through `faint-bone`, 0.65 without a chain)
+# plus as much or more that does not line up with it, often ribs of its own that miss the real ones (the `_removed.png`
+# figure), and at ×0.2 it still removes a third or more of the recorded layer. Training
+# bone from ×0.2 to ×1.4 (`wide-bone`) does no better than `faint-bone`. The gap is where
+# the network sees ribs on a real chest, not how much bone it expects.
 
 # %% [markdown]
 # ### 2.9 · A fifth rule: remove no more bone than the image shows

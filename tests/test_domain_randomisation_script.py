@@ -79,3 +79,8 @@ def test_removal_reads_the_bone_gain_only_for_a_remover_that_follows_the_bone(sc
     script.tracking_figure({("phantom", "plain"): {g: ([g], [g]) for g in script.TRACKING_GAINS}},
                            tmp_path / "tracking.png")
     assert (tmp_path / "tracking.png").stat().st_size > 1000
+    bone_layer, removed, rest = script.removed_layers(Remover(soft, 0.5 * bone), {"cxr": soft + bone, "soft": soft})
+    assert bone_layer.shape == removed.shape == rest.shape == (64, 64)
+    assert abs(rest).max() < 1e-5 * abs(bone_layer).max()  # half the bone, all of it along the bone
+    script.removed_figure(pair, {"plain": [bone_layer, removed, rest]}, tmp_path / "removed.png")
+    assert (tmp_path / "removed.png").stat().st_size > 1000
