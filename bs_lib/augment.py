@@ -52,8 +52,8 @@ strong grey-level processing; and ``wide-bone``, 0.2–1.4, the two ranges
 together. On the phantom a network trained through any of them removes the
 bone an image shows, from 1.4 times the phantom's down to a fifth. On the real
 development pairs none does: each removes part of the bone and at least as
-much that does not line up with it (often ribs of its own that miss the real
-ones), and most of that stays when the bone weakens
+much that does not line up with it (often ribs of another profile and extent
+than the real ones), and most of that stays when the bone weakens
 (``benchmarks/domain_randomisation.py --tracking``). So where a radiograph
 shows little bone, that is most of what a model removes (the
 weak-bone stress test of ``benchmarks/domain_randomisation.py`` and

@@ -783,10 +783,11 @@ check(ceiling > identity_bsr, f"on a perfect bone layer the highpass rule keeps 
 # (`benchmarks/domain_randomisation.py --tracking`, `domain_randomisation_128_wide_bone.md`
 # and its figure; 128², three seeds). On the real pairs it cannot: what it removes is
 # part of the bone (as recorded, 0.25 of it through `faint-bone`, 0.65 without a chain)
-# plus as much or more that does not line up with it, often ribs of its own that miss the real ones (the `_removed.png`
-# figure), and at ×0.2 it still removes a third or more of the recorded layer. Training
-# bone from ×0.2 to ×1.4 (`wide-bone`) does no better than `faint-bone`. The gap is where
-# the network sees ribs on a real chest, not how much bone it expects.
+# plus as much or more that does not line up with it, often ribs of another profile and
+# extent than the real ones (the `_removed.png` figure), and at ×0.2 it still removes a
+# third or more of the recorded layer. Training bone from ×0.2 to ×1.4 (`wide-bone`)
+# does no better than `faint-bone`. The gap is what the network takes a rib to look like
+# on a real chest, not how much bone it expects.
 
 # %% [markdown]
 # ### 2.9 · A fifth rule: remove no more bone than the image shows
