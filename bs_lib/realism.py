@@ -23,6 +23,12 @@ property a reader can see:
     deviation after removing its mean), the share of it above 0.05 cycles
     per pixel (ribs are thin bands), and the mean :math:`\bar b` (how much
     darker the soft-tissue image is).
+``rib period``
+    How far apart the ribs lie, as a fraction of the image height: the
+    period of the bone layer's rib-scale part down the lateral lungs
+    (:func:`rib_period`). The geometry of the chain (zoom) rescales it; a
+    network that has only seen ribs at one spacing takes other spacings for
+    something else.
 ``bright is bone``
     How much more bone lies under the brightest tenth of the radiograph than
     under the average pixel: :math:`\bar b_{\text{top }10\,\%} - \bar b`.
@@ -44,7 +50,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, laplace
 
 MEASURES = ("p05", "p50", "p95", "black share", "spectrum slope", "noise", "bone structure",
-            "bone high-frequency share", "bone mean", "bright is bone", "lung texture")
+            "bone high-frequency share", "bone mean", "rib period", "bright is bone", "lung texture")
+#: Where :func:`rib_period` looks, as fractions of the image: the rows of the lungs and a band down each
+#: lateral lung, clear of the spine and the heart (a centred PA chest).
+LATERAL_LUNGS = {"rows": (0.23, 0.78), "columns": ((0.19, 0.39), (0.61, 0.81))}
 
 
 def radial_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +87,28 @@ def high_frequency_share(image: np.ndarray, cutoff: float = 0.05) -> float:
     return float(weights[frequency > cutoff].sum() / weights.sum())
 
 
+def rib_period(bone: np.ndarray) -> float:
+    """The ribs' vertical period as a fraction of the image height.
+
+    The bone layer less its blur at 1/32 of the width (its rib-scale part), in
+    the bands of :data:`LATERAL_LUNGS`; each column's autocorrelation, averaged;
+    the period is its first peak after its first trough.
+    """
+    bone = np.asarray(bone, dtype=np.float64)
+    height, width = bone.shape
+    fine = bone - gaussian_filter(bone, width / 32)
+    top, bottom = (round(f * height) for f in LATERAL_LUNGS["rows"])
+    columns = np.concatenate([np.arange(round(a * width), round(b * width)) for a, b in LATERAL_LUNGS["columns"]])
+    bands = fine[top:bottom, columns] - fine[top:bottom, columns].mean(axis=0)
+    energy = np.maximum((bands**2).sum(axis=0), 1e-12)
+    lags = np.arange(bottom - top)
+    correlation = np.mean([np.correlate(c, c, "full")[len(c) - 1:] / e for c, e in zip(bands.T, energy, strict=True)],
+                          axis=0)
+    reach = max(3, height // 4)
+    trough = int(np.argmin(correlation[:reach]))
+    return float(lags[trough + int(np.argmax(correlation[trough:reach]))] / height)
+
+
 def lung_region(cxr: np.ndarray, lungs: np.ndarray | None = None) -> np.ndarray:
     """The phantom's lung mask when given; else the darkest third of the body (pixels above the black share)."""
     if lungs is not None:
@@ -101,7 +132,8 @@ def measure(cxr: np.ndarray, soft: np.ndarray, lungs: np.ndarray | None = None) 
     return {"p05": float(p05), "p50": float(p50), "p95": float(p95), "black share": float((cxr < 0.05).mean()),
             "spectrum slope": spectrum_slope(cxr), "noise": noise_level(cxr),
             "bone structure": float(bone.std()), "bone high-frequency share": high_frequency_share(bone),
-            "bone mean": float(bone.mean()), "bright is bone": bright_is_bone(cxr, bone),
+            "bone mean": float(bone.mean()), "rib period": rib_period(bone),
+            "bright is bone": bright_is_bone(cxr, bone),
             "lung texture": float(detail[lung_region(cxr, lungs)].std())}
 
 

@@ -80,3 +80,11 @@ def test_bright_is_bone_tells_bright_bone_from_bright_soft_tissue():
     assert realism.bright_is_bone(soft + bone, bone) == pytest.approx(0.3 - bone.mean())
     soft[48:] = 0.9  # an abdomen brighter than the spine above it: the brightest tenth holds no bone
     assert realism.bright_is_bone(soft + bone, bone) == pytest.approx(-bone.mean())
+
+
+@pytest.mark.parametrize("period", [12, 18])
+def test_the_rib_period_of_horizontal_bands_is_their_spacing(period):
+    size = 256
+    rows = np.arange(size, dtype=np.float64)[:, None]
+    ribs = np.clip(np.sin(2 * np.pi * rows / period), 0, None) * np.ones((1, size))
+    assert realism.rib_period(0.05 * ribs) == pytest.approx(period / size, abs=1.5 / size)
