@@ -137,6 +137,18 @@ def rib_scale(layer):
     return (fine - fine.mean()).flatten()
 
 
+def removed_and_recorded(model, pair, gain: float = 1.0):
+    """What ``model`` removes from ``pair`` with its bone layer ×``gain``, and the recorded bone layer, at rib scale."""
+    import torch
+
+    from bs_lib.augment import apply_bone_gain
+
+    cxr = apply_bone_gain(pair["cxr"], pair["soft"], gain)
+    with torch.no_grad():
+        removed = rib_scale(cxr - model.predict(cxr[None])[0])
+    return removed, rib_scale(pair["cxr"] - pair["soft"])
+
+
 def removal(model, pairs, gain: float) -> tuple[list[float], list[float]]:
     r"""How much rib-scale bone ``model`` removes from each pair with its bone layer ×``gain``.
 
@@ -147,16 +159,9 @@ def removal(model, pairs, gain: float) -> tuple[list[float], list[float]]:
     exactly the bone there is reads :math:`g` and :math:`g`; size above the part along
     the bone is what it removes that does not line up with the recorded bone.
     """
-    import torch
-
-    from bs_lib.augment import apply_bone_gain
-
     sizes, along = [], []
     for pair in pairs:
-        cxr = apply_bone_gain(pair["cxr"], pair["soft"], gain)
-        with torch.no_grad():
-            removed = rib_scale(cxr - model.predict(cxr[None])[0])
-        bone = rib_scale(pair["cxr"] - pair["soft"])
+        removed, bone = removed_and_recorded(model, pair, gain)
         sizes.append(float(removed.norm() / bone.norm()))
         along.append(float(removed @ bone / (bone @ bone)))
     return sizes, along
@@ -181,11 +186,7 @@ def tracking_lines(tracked: dict[tuple[str, str], dict[float, tuple[list, list]]
 
 def removed_layers(model, pair):
     """The pair's rib-scale bone layer, what ``model`` removes at rib scale, and the part of that not along the bone."""
-    import torch
-
-    with torch.no_grad():
-        removed = rib_scale(pair["cxr"] - model.predict(pair["cxr"][None])[0])
-    bone = rib_scale(pair["cxr"] - pair["soft"])
+    removed, bone = removed_and_recorded(model, pair)
     side = pair["cxr"].shape[-2:]
     rest = removed - (removed @ bone / (bone @ bone)) * bone
     return [layer.view(side).numpy() for layer in (bone, removed, rest)]
@@ -314,9 +315,10 @@ def main() -> int:
         started, pooled = time.perf_counter(), {(name, rules): None for rules in rule_sets for name in data}
         for seed in args.seeds:
             model = train(variant, args.size, args.steps, seed, runs, args.method)
-            for name in list(data)[:2] if args.tracking else ():
+            for name in list(data)[:2] if args.tracking else ():  # the phantom and the real pairs as recorded
+                pairs = [data[name][i] for i in range(len(data[name]))]
                 for gain in TRACKING_GAINS:
-                    sizes, along = removal(model, [data[name][i] for i in range(len(data[name]))], gain)
+                    sizes, along = removal(model, pairs, gain)
                     before = tracked.setdefault((name, variant), {}).get(gain, ([], []))
                     tracked[name, variant][gain] = (before[0] + sizes, before[1] + along)
             if args.tracking and seed == args.seeds[0]:

@@ -49,6 +49,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter, laplace
 
+from bs_lib.bone_layer import highpass
+
 MEASURES = ("p05", "p50", "p95", "black share", "spectrum slope", "noise", "bone structure",
             "bone high-frequency share", "bone mean", "rib period", "bright is bone", "lung texture")
 #: Where :func:`rib_period` looks, as fractions of the image: the rows of the lungs and a band down each
@@ -90,23 +92,22 @@ def high_frequency_share(image: np.ndarray, cutoff: float = 0.05) -> float:
 def rib_period(bone: np.ndarray) -> float:
     """The ribs' vertical period as a fraction of the image height.
 
-    The bone layer less its blur at 1/32 of the width (its rib-scale part), in
+    The bone layer's rib-scale part (:func:`bs_lib.bone_layer.highpass`), in
     the bands of :data:`LATERAL_LUNGS`; each column's autocorrelation, averaged;
     the period is its first peak after its first trough.
     """
     bone = np.asarray(bone, dtype=np.float64)
     height, width = bone.shape
-    fine = bone - gaussian_filter(bone, width / 32)
+    fine = highpass(bone)
     top, bottom = (round(f * height) for f in LATERAL_LUNGS["rows"])
     columns = np.concatenate([np.arange(round(a * width), round(b * width)) for a, b in LATERAL_LUNGS["columns"]])
     bands = fine[top:bottom, columns] - fine[top:bottom, columns].mean(axis=0)
     energy = np.maximum((bands**2).sum(axis=0), 1e-12)
-    lags = np.arange(bottom - top)
     correlation = np.mean([np.correlate(c, c, "full")[len(c) - 1:] / e for c, e in zip(bands.T, energy, strict=True)],
                           axis=0)
     reach = max(3, height // 4)
     trough = int(np.argmin(correlation[:reach]))
-    return float(lags[trough + int(np.argmax(correlation[trough:reach]))] / height)
+    return (trough + int(np.argmax(correlation[trough:reach]))) / height
 
 
 def lung_region(cxr: np.ndarray, lungs: np.ndarray | None = None) -> np.ndarray:
