@@ -1,12 +1,14 @@
 """How far the phantom is from real radiographs, and which way domain randomisation moves it.
 
-    python benchmarks/realism.py [--size 256] [--num-images 16] [--output benchmarks/results/realism_256]
+    python benchmarks/realism.py [--size 256] [--num-images 16] [--rib-spacing 0.13 0.165] \\
+        [--output benchmarks/results/realism_256]
 
 Measures (:mod:`bs_lib.realism`, the same code on every source) the phantom's
 training pairs as they are, the same pairs through random imaging chains
 (:mod:`bs_lib.augment`, the ``data_args.randomise: true`` of a run), and the
 real development pairs (six SZCH dual-energy pairs; the script stops when they
-cannot be had). Writes a Markdown table (``OUTPUT.md``: one row per measure,
+cannot be had); with ``--rib-spacing``, also a phantom whose ribs lie that far
+apart (:func:`bs_lib.phantom.variant`, ``benchmarks/phantom_variant.py``). Writes a Markdown table (``OUTPUT.md``: one row per measure,
 the real value, and for each phantom source its gap to it) and a figure
 (``OUTPUT.png``: grey-level histograms, radial power spectra, bone-layer power
 spectra). Six real images: read the gaps' signs and sizes, not their decimals.
@@ -21,16 +23,23 @@ from pathlib import Path
 import numpy as np
 
 
-def sources(size: int, num_images: int) -> dict[str, object] | None:
+def images(size: int, num_images: int, rib_spacing=None) -> dict[str, list[tuple[np.ndarray, np.ndarray]]] | None:
+    """Each source's (radiograph, soft tissue) arrays, the real pairs last; ``None`` without them."""
+    from bs_lib import phantom
     from bs_lib.augment import randomised
     from bs_lib.datasets import get_dataset, real_pairs
 
     real = real_pairs(size=size)
     if real is None:
         return None
-    phantom = get_dataset("phantom", split="train", size=size, num_images=num_images)
-    return {"phantom": phantom, "phantom, randomised": randomised(phantom, True, seed=0),
-            f"real ({len(real)} SZCH pairs)": real}
+    default = get_dataset("phantom", split="train", size=size, num_images=num_images)
+    data = {"phantom": arrays(default, num_images),
+            "phantom, randomised": arrays(randomised(default, True, seed=0), num_images)}
+    if rib_spacing is not None:
+        with phantom.variant(rib_spacing=rib_spacing):  # rendered inside the block: a dataset draws lazily
+            ribs = get_dataset("phantom", split="train", size=size, num_images=num_images)
+            data[f"phantom, ribs {rib_spacing[0]:g}–{rib_spacing[1]:g} apart"] = arrays(ribs, num_images)
+    return {**data, f"real ({len(real)} SZCH pairs)": arrays(real, len(real))}
 
 
 def arrays(dataset, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,17 +78,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--num-images", type=int, default=16, help="phantom pairs measured (all real pairs are)")
+    parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="also measure a phantom with ribs this far apart (image units; default phantom "
+                             "0.105 0.125)")
     parser.add_argument("--output", type=Path, default=None, help="write OUTPUT.md and OUTPUT.png")
     args = parser.parse_args()
 
     from bs_lib.realism import compare, measure
 
-    data = sources(args.size, args.num_images)
-    if data is None:
+    pairs_of = images(args.size, args.num_images, args.rib_spacing)
+    if pairs_of is None:
         print("the real development pairs are needed (see the line above): nothing measured", file=sys.stderr)
         return 2
-    images = {name: arrays(dataset, args.num_images) for name, dataset in data.items()}
-    table = compare({name: [measure(c, s) for c, s in pairs] for name, pairs in images.items()})
+    table = compare({name: [measure(c, s) for c, s in pairs] for name, pairs in pairs_of.items()})
     real = table.columns[-1]
     for name in table.columns[:-1]:
         table[f"{name} − real"] = table[name] - table[real]
@@ -93,7 +104,7 @@ def main() -> int:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.with_suffix(".md").write_text(text, encoding="utf-8")
-        figure(images).savefig(args.output.with_suffix(".png"), dpi=110)
+        figure(pairs_of).savefig(args.output.with_suffix(".png"), dpi=110)
     return 0
 
 

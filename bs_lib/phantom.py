@@ -13,7 +13,7 @@ For each pixel the phantom computes how many centimetres of soft tissue
 (an elliptic chord, :data:`ABDOMEN_EXTRA` thicker below the diaphragm), minus the air in the lungs
 (lung parenchyma has about a quarter of soft tissue's density), plus the
 branching vessel tree and optional nodules. Bone: the spine with its
-vertebrae, ten posterior ribs per side that arch from the spine and fall
+vertebrae, ten posterior ribs per side (:data:`RIB_SPACING` apart) that arch from the spine and fall
 laterally, the fainter anterior ribs that run down towards the sternum, the
 clavicles and the scapulae. Ribs and clavicles are hollow tubes, so the chord
 through their cortical shell is longest at their edges: the bright rims of
@@ -54,6 +54,7 @@ for its sharp cortical edges.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -72,7 +73,24 @@ LUNG_DENSITY = 0.26  # lung parenchyma relative to soft tissue
 FIELD_CM = 43.0  # detector side: a 43 cm cassette
 DISPLAY_SCALE = 6.5  # log-attenuation mapped to intensity 1
 ABDOMEN_EXTRA = 0.12  # the body's extra soft-tissue depth below the diaphragm, as a share of the chest's
+#: Range of the ribs' vertical spacing (image units, the image 2 tall). The ribs of the real development
+#: pairs lie further apart (``rib period`` in :mod:`bs_lib.realism`: 0.074 of the height against 0.058);
+#: ``benchmarks/phantom_variant.py --rib-spacing 0.13 0.165`` trains on a phantom that matches them.
+RIB_SPACING = (0.105, 0.125)
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+
+@contextmanager
+def variant(*, abdomen_extra: float | None = None, rib_spacing: tuple[float, float] | None = None):
+    """Inside the block every phantom is drawn with this abdomen and rib spacing; the defaults come back after."""
+    global ABDOMEN_EXTRA, RIB_SPACING
+    defaults = ABDOMEN_EXTRA, RIB_SPACING
+    ABDOMEN_EXTRA = defaults[0] if abdomen_extra is None else abdomen_extra
+    RIB_SPACING = defaults[1] if rib_spacing is None else tuple(rib_spacing)
+    try:
+        yield
+    finally:
+        ABDOMEN_EXTRA, RIB_SPACING = defaults
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,7 @@ class Anatomy:
             lung_width=rng.uniform(0.31, 0.37),
             lung_height=rng.uniform(0.58, 0.66),
             heart_scale=rng.uniform(0.85, 1.2),
-            rib_spacing=rng.uniform(0.105, 0.125),
+            rib_spacing=rng.uniform(*RIB_SPACING),
             rib_start=rng.uniform(-0.78, -0.72),
             rib_arch=rng.uniform(0.18, 0.26),
         )

@@ -619,7 +619,7 @@ if real_pairs is not None:
 # on all three seeds, and its error map (`real_pairs_256_differences.png`) shows why:
 # it sees about 5 cm around each pixel, and it removes the bright abdomen below the
 # diaphragm as if it were bone. The phantom taught it that bright means bone.
-# A phantom with a deeper abdomen (`benchmarks/phantom_abdomen.py --abdomen 0.3`)
+# A phantom with a deeper abdomen (`benchmarks/phantom_variant.py --abdomen 0.3`)
 # removes the shortcut ("bright is bone" −0.002), and ResNet-BS's symmetric-BSR change,
 # averaged over three seeds, goes from −18 to +2 points; but the ten families gain no
 # more on average (`real_pairs_256_abdomen_seeds.md`), so the phantom keeps its
