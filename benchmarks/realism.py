@@ -8,8 +8,9 @@ training pairs as they are, the same pairs through random imaging chains
 (:mod:`bs_lib.augment`, the ``data_args.randomise: true`` of a run), and the
 real development pairs (six SZCH dual-energy pairs; the script stops when they
 cannot be had); with ``--rib-spacing``, also a phantom whose ribs lie that far
-apart (:func:`bs_lib.phantom.variant`, ``benchmarks/phantom_variant.py``). Writes a Markdown table (``OUTPUT.md``: one row per measure,
-the real value, and for each phantom source its gap to it) and a figure
+apart (:func:`bs_lib.phantom.variant`, ``benchmarks/phantom_variant.py``).
+Writes a Markdown table (``OUTPUT.md``: one row per measure, the real value,
+and for each phantom source its gap to it) and a figure
 (``OUTPUT.png``: grey-level histograms, radial power spectra, bone-layer power
 spectra). Six real images: read the gaps' signs and sizes, not their decimals.
 """

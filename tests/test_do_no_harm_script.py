@@ -74,3 +74,8 @@ def test_the_report_names_the_chain_the_runs_were_trained_through(script):
     assert script.chain_note(False) == ""
     assert script.chain_note(True) == ", trained through random imaging chains"
     assert "(`faint-bone`, `bs_lib.augment.CHAINS`)" in script.chain_note("faint-bone")
+
+
+def test_the_phantom_the_runs_saw_is_named(script):
+    assert script.ribs_note(None) == ""
+    assert script.ribs_note((0.13, 0.165)) == " on a phantom with ribs 0.13–0.165 apart"
