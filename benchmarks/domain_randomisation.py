@@ -3,7 +3,7 @@
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
         [--variants plain all anatomy faint-bone no-bone_contrast no-texture no-geometry ...]
         [--bone-gain 1 0.6 0.4] [--method unet] [--bone-rules highpass nonnegative]
-        [--tracking] [--runs DIR] [--output FILE.md]
+        [--tracking] [--rib-spacing 0.13 0.165] [--runs DIR] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
@@ -25,7 +25,9 @@ bone layer (:func:`bs_lib.bone_layer.restrict`), as ``python -m bs_lib sample``
 does for a phantom-only checkpoint. ``--tracking`` adds a table of how much
 rib-scale bone each model removes from the phantom and the real pairs with
 their bone layer scaled from ×1.4 to ×0.2 (:func:`removal`): does the model
-remove the bone an image shows, or a fixed amount? With ``--runs DIR`` a finished run of the
+remove the bone an image shows, or a fixed amount? ``--rib-spacing LOW HIGH`` trains and
+scores on a phantom with its ribs that far apart (:func:`bs_lib.phantom.variant`; the
+real pairs' ribs lie 0.13–0.165 apart in its units). With ``--runs DIR`` a finished run of the
 same config is reused instead of trained again. Numbers are means over the images and
 the seeds; each difference to identity (do nothing) is a paired bootstrap
 interval over images × seeds, so read it as "this recipe, these images", not
@@ -72,14 +74,15 @@ def chain_of(variant: str):
 UNET_RECIPE = {"batch_size": 8, "lr": 2e-3, "method_args": {"width": 16}}
 
 
-def train(variant: str, size: int, steps: int, seed: int, runs: Path, method: str = "unet"):
+def train(variant: str, size: int, steps: int, seed: int, runs: Path, method: str = "unet", phantom: str = ""):
+    """The trained model (a finished run of the same name reused); ``phantom`` names a variant phantom in the run."""
     import bs_lib.models  # noqa: F401  (registers the course's methods)
     from bs_lib import config
     from bs_lib.engine import Trainer, build_objective, finished_run, load_config, load_weights
 
     recipe, prefix = (UNET_RECIPE, "dr") if method == "unet" else ({}, f"dr-{method}-")
     cfg = load_config(method, "smoke", image_size=size, steps=steps, seed=seed, output_dir=str(runs),
-                      name=f"{prefix}{variant}-{size}-{steps}-s{seed}", log_every=max(1, steps // 4), **recipe,
+                      name=f"{prefix}{variant}{phantom}-{size}-{steps}-s{seed}", log_every=max(1, steps // 4), **recipe,
                       data_args={"num_images": 200, "randomise": chain_of(variant)})
     config.seed_everything(seed)
     from bs_lib.engine.data import build_datasets
@@ -274,11 +277,20 @@ def main() -> int:
                         help="also score every variant with these bone-layer rules (bs_lib.bone_layer.RULES)")
     parser.add_argument("--tracking", action="store_true",
                         help="also tabulate how much bone each model removes as the bone weakens (phantom and real)")
+    parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="train and score on a phantom with ribs this far apart (default phantom 0.105 0.125)")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the runs go; finished ones are reused (default: a temporary folder)")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
+    from bs_lib.phantom import variant
 
+    with variant(rib_spacing=args.rib_spacing):
+        return measure(args, parser)
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Train every variant and seed, score them, write the table (and the tracking figures)."""
     import tempfile
 
     import matplotlib
@@ -306,7 +318,9 @@ def main() -> int:
     model_text = "U-Net (width 16)" if args.method == "unet" else f"`{args.method}` (its smoke recipe)"
     batch = " × batch 8" if args.method == "unet" else ""
     seeds = ", ".join(map(str, args.seeds))
-    lines = [f"Phantom-trained {model_text}, {args.size}², {args.steps} steps{batch}, seeds {seeds}; "
+    ribs = "" if args.rib_spacing is None else "-ribs{:g}-{:g}".format(*args.rib_spacing)
+    ribs_text = "" if args.rib_spacing is None else ", the phantom's ribs {:g}–{:g} apart".format(*args.rib_spacing)
+    lines = [f"Phantom-trained {model_text}{ribs_text}, {args.size}², {args.steps} steps{batch}, seeds {seeds}; "
              f"identity = the radiograph itself.{NOTES}{rules_note(args.bone_rules)}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",
              "|---|---|---|---|---|---|"]
@@ -314,7 +328,7 @@ def main() -> int:
     for variant in args.variants:
         started, pooled = time.perf_counter(), {(name, rules): None for rules in rule_sets for name in data}
         for seed in args.seeds:
-            model = train(variant, args.size, args.steps, seed, runs, args.method)
+            model = train(variant, args.size, args.steps, seed, runs, args.method, ribs)
             for name in list(data)[:2] if args.tracking else ():  # the phantom and the real pairs as recorded
                 pairs = [data[name][i] for i in range(len(data[name]))]
                 for gain in TRACKING_GAINS:

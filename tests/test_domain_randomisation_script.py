@@ -84,3 +84,10 @@ def test_removal_reads_the_bone_gain_only_for_a_remover_that_follows_the_bone(sc
     assert abs(rest).max() < 1e-5 * abs(bone_layer).max()  # half the bone, all of it along the bone
     script.removed_figure(pair, {"plain": [bone_layer, removed, rest]}, tmp_path / "removed.png")
     assert (tmp_path / "removed.png").stat().st_size > 1000
+
+
+def test_a_run_on_another_phantom_is_named_for_it_and_not_mistaken_for_the_default(script, tmp_path):
+    script.train("plain", 64, 2, 0, tmp_path, phantom="-ribs0.15-0.15")
+    assert [path.name for path in tmp_path.iterdir()] == ["drplain-ribs0.15-0.15-64-2-s0"]
+    script.train("plain", 64, 2, 0, tmp_path)
+    assert {path.name for path in tmp_path.iterdir()} == {"drplain-ribs0.15-0.15-64-2-s0", "drplain-64-2-s0"}
