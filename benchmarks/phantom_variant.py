@@ -66,8 +66,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.abdomen is not None and args.abdomen < 0:
         parser.error(f"--abdomen must be 0 or more, got {args.abdomen}")
     if args.rib_spacing is not None and not 0 < args.rib_spacing[0] <= args.rib_spacing[1] <= 0.3:
-        parser.error(f"--rib-spacing needs 0 < LOW <= HIGH <= 0.3 (the image is 2 units tall; ten ribs "
-                     f"must fit), got {args.rib_spacing[0]:g} {args.rib_spacing[1]:g}")
+        parser.error(f"--rib-spacing needs 0 < LOW <= HIGH <= 0.3 (image units: the image is 2 tall, and the "
+                     f"default phantom's ribs are 0.105-0.125 apart), got {args.rib_spacing[0]:g} "
+                     f"{args.rib_spacing[1]:g}")
     return args
 
 
