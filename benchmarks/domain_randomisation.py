@@ -3,7 +3,7 @@
     python benchmarks/domain_randomisation.py [--size 128] [--steps 300] [--seeds 0 1]
         [--variants plain all anatomy faint-bone no-bone_contrast no-texture no-geometry ...]
         [--bone-gain 1 0.6 0.4] [--method unet] [--bone-rules highpass nonnegative]
-        [--tracking] [--rib-spacing 0.13 0.165] [--runs DIR] [--output FILE.md]
+        [--tracking] [--rib-spacing 0.13 0.165] [--rib-arch 0.55 0.8] [--runs DIR] [--output FILE.md]
 
 Every variant trains the same small U-Net (``unet`` recipe, width 16, batch 8,
 lr 2e-3) on 200 phantom pairs only: ``plain`` without randomisation, ``all``
@@ -27,8 +27,10 @@ rib-scale bone each model removes from the phantom and the real pairs with
 their bone layer scaled from ×1.4 to ×0.2 (:func:`removal`): does the model
 remove the bone an image shows, or a fixed amount? ``--rib-spacing LOW HIGH`` trains and
 scores on a phantom with its ribs that far apart (:func:`bs_lib.phantom.variant`; the
-real pairs' ribs lie 0.13–0.165 apart in its units). With ``--runs DIR`` a finished run of the
-same config is reused instead of trained again. Numbers are means over the images and
+real pairs' ribs lie 0.13–0.165 apart in its units), ``--rib-arch LOW HIGH`` with its
+ribs falling that far to the chest wall (0.55–0.8 tilts them about as steeply as
+real ones). With ``--runs DIR`` a finished run of the same config is reused instead
+of trained again. Numbers are means over the images and
 the seeds; each difference to identity (do nothing) is a paired bootstrap
 interval over images × seeds, so read it as "this recipe, these images", not
 as a guarantee for other hospitals. No real target is ever trained on.
@@ -279,13 +281,15 @@ def main() -> int:
                         help="also tabulate how much bone each model removes as the bone weakens (phantom and real)")
     parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="train and score on a phantom with ribs this far apart (default phantom 0.105 0.125)")
+    parser.add_argument("--rib-arch", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="train and score on a phantom whose ribs fall this far (default phantom 0.18 0.26)")
     parser.add_argument("--runs", type=Path, default=None,
                         help="where the runs go; finished ones are reused (default: a temporary folder)")
     parser.add_argument("--output", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
     from bs_lib.phantom import variant
 
-    with variant(rib_spacing=args.rib_spacing):
+    with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):
         return measure(args, parser)
 
 
@@ -318,8 +322,11 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     model_text = "U-Net (width 16)" if args.method == "unet" else f"`{args.method}` (its smoke recipe)"
     batch = " × batch 8" if args.method == "unet" else ""
     seeds = ", ".join(map(str, args.seeds))
-    ribs = "" if args.rib_spacing is None else "-ribs{:g}-{:g}".format(*args.rib_spacing)
-    ribs_text = "" if args.rib_spacing is None else ", the phantom's ribs {:g}–{:g} apart".format(*args.rib_spacing)
+    phantom = (("ribs", "the phantom's ribs {:g}–{:g} apart", args.rib_spacing),
+               ("arch", "the phantom's ribs falling {:g}–{:g}", args.rib_arch))
+    changed = [(slug, text, value) for slug, text, value in phantom if value is not None]
+    ribs = "".join("-{}{:g}-{:g}".format(slug, *value) for slug, _, value in changed)
+    ribs_text = "".join(", " + text.format(*value) for _, text, value in changed)
     lines = [f"Phantom-trained {model_text}{ribs_text}, {args.size}², {args.steps} steps{batch}, seeds {seeds}; "
              f"identity = the radiograph itself.{NOTES}{rules_note(args.bone_rules)}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",

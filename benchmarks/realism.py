@@ -1,14 +1,15 @@
 """How far the phantom is from real radiographs, and which way domain randomisation moves it.
 
     python benchmarks/realism.py [--size 256] [--num-images 16] [--rib-spacing 0.13 0.165] \\
-        [--output benchmarks/results/realism_256]
+        [--rib-arch 0.55 0.8] [--output benchmarks/results/realism_256]
 
 Measures (:mod:`bs_lib.realism`, the same code on every source) the phantom's
 training pairs as they are, the same pairs through random imaging chains
 (:mod:`bs_lib.augment`, the ``data_args.randomise: true`` of a run), and the
 real development pairs (six SZCH dual-energy pairs; the script stops when they
-cannot be had); with ``--rib-spacing``, also a phantom whose ribs lie that far
-apart (:func:`bs_lib.phantom.variant`, ``benchmarks/phantom_variant.py``).
+cannot be had); with ``--rib-spacing`` or ``--rib-arch``, also a phantom whose
+ribs lie that far apart or fall that far to the chest wall
+(:func:`bs_lib.phantom.variant`, ``benchmarks/phantom_variant.py``).
 Writes a Markdown table (``OUTPUT.md``: one row per measure, the real value,
 and for each phantom source its gap to it) and a figure
 (``OUTPUT.png``: grey-level histograms, radial power spectra, bone-layer power
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 
-def images(size: int, num_images: int, rib_spacing=None) -> dict[str, list[tuple[np.ndarray, np.ndarray]]] | None:
+def images(size: int, num_images: int, rib_spacing=None, rib_arch=None
+           ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]] | None:
     """Each source's (radiograph, soft tissue) arrays, the real pairs last; ``None`` without them."""
     from bs_lib import phantom
     from bs_lib.augment import randomised
@@ -36,10 +38,12 @@ def images(size: int, num_images: int, rib_spacing=None) -> dict[str, list[tuple
     default = get_dataset("phantom", split="train", size=size, num_images=num_images)
     data = {"phantom": arrays(default, num_images),
             "phantom, randomised": arrays(randomised(default, True, seed=0), num_images)}
-    if rib_spacing is not None:
-        with phantom.variant(rib_spacing=rib_spacing):  # rendered inside the block: a dataset draws lazily
+    changes = [text.format(*value) for text, value in (("ribs {:g}–{:g} apart", rib_spacing),
+                                                       ("falling {:g}–{:g}", rib_arch)) if value is not None]
+    if changes:
+        with phantom.variant(rib_spacing=rib_spacing, rib_arch=rib_arch):  # drawn inside: a dataset draws lazily
             ribs = get_dataset("phantom", split="train", size=size, num_images=num_images)
-            data[f"phantom, ribs {rib_spacing[0]:g}–{rib_spacing[1]:g} apart"] = arrays(ribs, num_images)
+            data["phantom, " + ", ".join(changes)] = arrays(ribs, num_images)
     return {**data, f"real ({len(real)} SZCH pairs)": arrays(real, len(real))}
 
 
@@ -82,12 +86,15 @@ def main() -> int:
     parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="also measure a phantom with ribs this far apart (image units; default phantom "
                              "0.105 0.125)")
+    parser.add_argument("--rib-arch", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="also measure a phantom whose ribs fall this far to the chest wall (image units; "
+                             "default phantom 0.18 0.26)")
     parser.add_argument("--output", type=Path, default=None, help="write OUTPUT.md and OUTPUT.png")
     args = parser.parse_args()
 
     from bs_lib.realism import compare, measure
 
-    pairs_of = images(args.size, args.num_images, args.rib_spacing)
+    pairs_of = images(args.size, args.num_images, args.rib_spacing, args.rib_arch)
     if pairs_of is None:
         print("the real development pairs are needed (see the line above): nothing measured", file=sys.stderr)
         return 2

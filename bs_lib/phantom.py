@@ -77,20 +77,26 @@ ABDOMEN_EXTRA = 0.12  # the body's extra soft-tissue depth below the diaphragm, 
 #: pairs lie further apart (``rib period`` in :mod:`bs_lib.realism`: 0.074 of the height against 0.058);
 #: ``benchmarks/phantom_variant.py --rib-spacing 0.13 0.165`` trains on a phantom that matches them.
 RIB_SPACING = (0.105, 0.125)
+#: Range of how far the posterior ribs fall from the spine to the chest wall (image units). Real ribs run
+#: more steeply across the lateral lungs (``rib tilt`` in :mod:`bs_lib.realism`: 42° against 12°);
+#: ``--rib-arch 0.5 0.7`` gives about 33°.
+RIB_ARCH = (0.18, 0.26)
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 
 
 @contextmanager
-def variant(*, abdomen_extra: float | None = None, rib_spacing: tuple[float, float] | None = None):
-    """Inside the block every phantom is drawn with this abdomen and rib spacing; the defaults come back after."""
-    global ABDOMEN_EXTRA, RIB_SPACING
-    defaults = ABDOMEN_EXTRA, RIB_SPACING
+def variant(*, abdomen_extra: float | None = None, rib_spacing: tuple[float, float] | None = None,
+            rib_arch: tuple[float, float] | None = None):
+    """Inside the block every phantom is drawn with these settings (``None``: the default's); then the defaults."""
+    global ABDOMEN_EXTRA, RIB_SPACING, RIB_ARCH
+    defaults = ABDOMEN_EXTRA, RIB_SPACING, RIB_ARCH
     ABDOMEN_EXTRA = defaults[0] if abdomen_extra is None else abdomen_extra
     RIB_SPACING = defaults[1] if rib_spacing is None else tuple(rib_spacing)
+    RIB_ARCH = defaults[2] if rib_arch is None else tuple(rib_arch)
     try:
         yield
     finally:
-        ABDOMEN_EXTRA, RIB_SPACING = defaults
+        ABDOMEN_EXTRA, RIB_SPACING, RIB_ARCH = defaults
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class Anatomy:
             heart_scale=rng.uniform(0.85, 1.2),
             rib_spacing=rng.uniform(*RIB_SPACING),
             rib_start=rng.uniform(-0.78, -0.72),
-            rib_arch=rng.uniform(0.18, 0.26),
+            rib_arch=rng.uniform(*RIB_ARCH),
         )
         nodules = []
         for _ in range(num_nodules):  # inside a lung, half of them behind a rib on average

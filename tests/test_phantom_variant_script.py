@@ -45,6 +45,29 @@ def test_the_rib_spacing_reaches_the_test_images_and_is_put_back(script, tmp_pat
     assert phantom.RIB_SPACING == default
 
 
+def test_the_rib_arch_reaches_the_test_images_and_is_put_back(script, tmp_path):
+    default = phantom.RIB_ARCH
+    same, _ = identity_psnr(script, tmp_path, "--rib-arch", *map(str, default))
+    steeper, note = identity_psnr(script, tmp_path, "--rib-spacing", "0.13", "0.165", "--rib-arch", "0.55", "0.8")
+    assert same != steeper
+    assert "ribs 0.13–0.165 apart (the default phantom: 0.105–0.125); ribs falling 0.55–0.8" in note
+    assert "phantom_variant.py --rib-spacing 0.13 0.165 --rib-arch 0.55 0.8 --" in note
+    assert phantom.RIB_ARCH == default
+
+
+def test_a_steeper_rib_arch_tilts_the_ribs():
+    from bs_lib.realism import rib_tilt
+
+    def tilt() -> float:
+        samples = [phantom.render(seed, 128, dose=None) for seed in range(3)]
+        return sum(rib_tilt(sample["cxr"][0] - sample["soft"][0]) for sample in samples) / len(samples)
+
+    flat = tilt()
+    with phantom.variant(rib_arch=(0.7, 0.7)):
+        steep = tilt()
+    assert steep > flat + 10
+
+
 def test_wider_rib_spacing_draws_ribs_further_apart_and_the_default_comes_back():
     from bs_lib.realism import rib_period
 
@@ -63,7 +86,8 @@ def test_wider_rib_spacing_draws_ribs_further_apart_and_the_default_comes_back()
 @pytest.mark.parametrize(("change", "says"), [([], "name what to change"), (["--abdomen", "-1"], "--abdomen must"),
                                               (["--rib-spacing", "0.2", "0.1"], "--rib-spacing needs"),
                                               (["--rib-spacing", "0", "0.1"], "--rib-spacing needs"),
-                                              (["--rib-spacing", "0.2", "0.5"], "--rib-spacing needs")])
+                                              (["--rib-spacing", "0.2", "0.5"], "--rib-spacing needs"),
+                                              (["--rib-arch", "0.8", "0.5"], "--rib-arch needs")])
 def test_a_missing_or_impossible_change_is_refused(script, change, says, capsys):
     with pytest.raises(SystemExit):
         script.main([*change, "--", "--methods", "identity"])

@@ -88,3 +88,19 @@ def test_the_rib_period_of_horizontal_bands_is_their_spacing(period):
     rows = np.arange(size, dtype=np.float64)[:, None]
     ribs = np.clip(np.sin(2 * np.pi * rows / period), 0, None) * np.ones((1, size))
     assert realism.rib_period(0.05 * ribs) == pytest.approx(period / size, abs=1.5 / size)
+
+
+@pytest.mark.parametrize("degrees", [0, 20, 40, 60])
+def test_the_rib_tilt_of_oblique_bands_is_their_angle_on_either_side(degrees):
+    size = 256
+    rows, columns = np.mgrid[0:size, 0:size].astype(np.float64)
+    angle = np.radians(degrees)
+    for side in (1, -1):  # ribs falling to the left or to the right read alike
+        across = rows * np.cos(angle) - side * columns * np.sin(angle)
+        ribs = np.clip(np.sin(2 * np.pi * across / 16), 0, None)
+        assert realism.rib_tilt(0.05 * ribs) == pytest.approx(degrees, abs=3)
+
+
+def test_the_rib_tilt_of_white_noise_is_about_45_degrees():
+    noise = np.random.default_rng(0).normal(size=(256, 256))
+    assert 40 < realism.rib_tilt(noise) < 55
