@@ -2,7 +2,8 @@
 
     python benchmarks/do_no_harm.py [--size 128] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
         [--steps-scale 4] [--methods unet unet_plus_plus ...] [--phantom 40] [--randomise [CHAIN]]
-        [--bone-gain 0.4] [--rib-spacing 0.13 0.165] [--output benchmarks/results/do_no_harm_128]
+        [--bone-gain 0.4] [--rib-spacing 0.13 0.165] [--rib-arch 0.55 0.8]
+        [--output benchmarks/results/do_no_harm_128]
 
 The phantom-trained models of the benchmark (their runs are reused; a missing
 one is trained) suppress the real development pairs (``real-pairs``: six SZCH
@@ -28,8 +29,9 @@ soft + g·(radiograph − soft) (:func:`bs_lib.augment.weaken_bone`), a stress t
 grey-level processing whose radiographs show less bone than SZCH's (where
 doing nothing is already close, and a model that removes a fixed amount of
 "bone" does harm). It is a linear mix of display grey levels, not physics. Writes
-``--rib-spacing LOW HIGH``: the runs trained on a phantom with its ribs that far
-apart (``benchmarks/phantom_variant.py``; a missing run is trained on it too). Writes
+``--rib-spacing LOW HIGH``, ``--rib-arch LOW HIGH``: the runs trained on a phantom
+with its ribs that far apart, falling that far (``benchmarks/phantom_variant.py``; a
+missing run is trained on it too). Writes
 ``OUTPUT.md`` and two figures: a lung crop (``OUTPUT.png``) and whole images
 with their bone layers (``OUTPUT_layers.png``). No real target is trained on.
 """
@@ -217,8 +219,10 @@ def chain_note(randomise: bool | str) -> str:
     return f", trained through random imaging chains{named}"
 
 
-def ribs_note(rib_spacing) -> str:
-    return "" if rib_spacing is None else f" on a phantom with ribs {rib_spacing[0]:g}–{rib_spacing[1]:g} apart"
+def ribs_note(rib_spacing, rib_arch=None) -> str:
+    changes = [text.format(*value) for text, value in (("ribs {:g}–{:g} apart", rib_spacing),
+                                                       ("falling {:g}–{:g}", rib_arch)) if value is not None]
+    return f" on a phantom with {', '.join(changes)}" if changes else ""
 
 
 def weak_bone_note(gain: float) -> str:
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale the real pairs' bone layer by G in (0, 1] first (a stress test; 1: as recorded)")
     parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="the runs trained on a phantom with ribs this far apart (benchmarks/phantom_variant.py)")
+    parser.add_argument("--rib-arch", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="the runs trained on a phantom whose ribs fall this far (benchmarks/phantom_variant.py)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/do_no_harm_128"))
     args = parser.parse_args(argv)
 
@@ -265,11 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the real development pairs are needed: {error}", file=sys.stderr)
         return 2
     identity = scores([s["cxr"].numpy() for s in samples], samples)
-    with variant(rib_spacing=args.rib_spacing):
+    with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):
         results, per_seed, first = evaluate_methods(args, samples)
     phantom_lines = []
     if args.phantom:
-        with variant(rib_spacing=args.rib_spacing):
+        with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):
             phantom = load_test_samples("phantom", args.size, 0, args.phantom)
             phantom_results, phantom_seeds, _ = evaluate_methods(args, phantom)
         phantom_identity = scores([s["cxr"].numpy() for s in phantom], phantom)
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Produced by `{command}` in {time.perf_counter() - started:.0f} s (CPU, torch {torch.__version__}).", "",
              f"Data: **real development pairs** (six SZCH dual-energy pairs, `real-pairs`), scored at 1024²"
              f"{weak_bone_note(args.bone_gain)}. Models: "
-             f"the benchmark's phantom-trained runs at {args.size}²{ribs_note(args.rib_spacing)} "
+             f"the benchmark's phantom-trained runs at {args.size}²{ribs_note(args.rib_spacing, args.rib_arch)} "
              f"(smoke recipes, steps ×{args.steps_scale:g}"
              f"{chain_note(args.randomise)}), training seed(s) {seeds}; "
              "with several seeds every image's scores are averaged over them. No real target is trained on. "

@@ -79,3 +79,4 @@ def test_the_report_names_the_chain_the_runs_were_trained_through(script):
 def test_the_phantom_the_runs_saw_is_named(script):
     assert script.ribs_note(None) == ""
     assert script.ribs_note((0.13, 0.165)) == " on a phantom with ribs 0.13–0.165 apart"
+    assert script.ribs_note((0.13, 0.165), (0.55, 0.8)) == " on a phantom with ribs 0.13–0.165 apart, falling 0.55–0.8"
