@@ -28,7 +28,7 @@ working size, where the models were trained: what a rule costs there.
 soft + g·(radiograph − soft) (:func:`bs_lib.augment.weaken_bone`), a stress test for a scanner, energy pair or
 grey-level processing whose radiographs show less bone than SZCH's (where
 doing nothing is already close, and a model that removes a fixed amount of
-"bone" does harm). It is a linear mix of display grey levels, not physics. Writes
+"bone" does harm). It is a linear mix of display grey levels, not physics.
 ``--rib-spacing LOW HIGH``, ``--rib-arch LOW HIGH``: the runs trained on a phantom
 with its ribs that far apart, falling that far (``benchmarks/phantom_variant.py``; a
 missing run is trained on it too). Writes
@@ -220,9 +220,10 @@ def chain_note(randomise: bool | str) -> str:
 
 
 def ribs_note(rib_spacing, rib_arch=None) -> str:
-    changes = [text.format(*value) for text, value in (("ribs {:g}–{:g} apart", rib_spacing),
-                                                       ("falling {:g}–{:g}", rib_arch)) if value is not None]
-    return f" on a phantom with {', '.join(changes)}" if changes else ""
+    from bs_lib.phantom import variant_words
+
+    words = variant_words(rib_spacing, rib_arch)
+    return f" on a phantom with {words}" if words else ""
 
 
 def weak_bone_note(gain: float) -> str:
@@ -271,13 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the real development pairs are needed: {error}", file=sys.stderr)
         return 2
     identity = scores([s["cxr"].numpy() for s in samples], samples)
-    with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):
-        results, per_seed, first = evaluate_methods(args, samples)
     phantom_lines = []
-    if args.phantom:
-        with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):
+    with variant(rib_spacing=args.rib_spacing, rib_arch=args.rib_arch):  # the phantom the runs trained on
+        results, per_seed, first = evaluate_methods(args, samples)
+        if args.phantom:
             phantom = load_test_samples("phantom", args.size, 0, args.phantom)
             phantom_results, phantom_seeds, _ = evaluate_methods(args, phantom)
+    if args.phantom:
         phantom_identity = scores([s["cxr"].numpy() for s in phantom], phantom)
         phantom_lines = [f"Data: **phantom**, the first {len(phantom)} images of its test split, scored at the "
                          f"working size {args.size}² (the models' own domain; no resizing, so `soft upsampled` is "

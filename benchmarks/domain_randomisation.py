@@ -304,6 +304,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from bs_lib.bone_layer import check_rules
     from bs_lib.datasets import get_dataset, real_pairs
+    from bs_lib.phantom import variant_words
 
     try:
         rule_sets = [(), check_rules(args.bone_rules)] if args.bone_rules else [()]
@@ -322,11 +323,10 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     model_text = "U-Net (width 16)" if args.method == "unet" else f"`{args.method}` (its smoke recipe)"
     batch = " × batch 8" if args.method == "unet" else ""
     seeds = ", ".join(map(str, args.seeds))
-    phantom = (("ribs", "the phantom's ribs {:g}–{:g} apart", args.rib_spacing),
-               ("arch", "the phantom's ribs falling {:g}–{:g}", args.rib_arch))
-    changed = [(slug, text, value) for slug, text, value in phantom if value is not None]
-    ribs = "".join("-{}{:g}-{:g}".format(slug, *value) for slug, _, value in changed)
-    ribs_text = "".join(", " + text.format(*value) for _, text, value in changed)
+    ribs = "".join("-{}{:g}-{:g}".format(slug, *value) for slug, value in (("ribs", args.rib_spacing),
+                                                                            ("arch", args.rib_arch)) if value)
+    words = variant_words(args.rib_spacing, args.rib_arch)
+    ribs_text = f" on a phantom with {words}" if words else ""
     lines = [f"Phantom-trained {model_text}{ribs_text}, {args.size}², {args.steps} steps{batch}, seeds {seeds}; "
              f"identity = the radiograph itself.{NOTES}{rules_note(args.bone_rules)}", "",
              "| data | variant | PSNR (dB) | − identity [95 % CI] | sym. BSR | − identity [95 % CI] |",

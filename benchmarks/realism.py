@@ -38,12 +38,11 @@ def images(size: int, num_images: int, rib_spacing=None, rib_arch=None
     default = get_dataset("phantom", split="train", size=size, num_images=num_images)
     data = {"phantom": arrays(default, num_images),
             "phantom, randomised": arrays(randomised(default, True, seed=0), num_images)}
-    changes = [text.format(*value) for text, value in (("ribs {:g}–{:g} apart", rib_spacing),
-                                                       ("falling {:g}–{:g}", rib_arch)) if value is not None]
-    if changes:
+    words = phantom.variant_words(rib_spacing, rib_arch)
+    if words:
         with phantom.variant(rib_spacing=rib_spacing, rib_arch=rib_arch):  # drawn inside: a dataset draws lazily
             ribs = get_dataset("phantom", split="train", size=size, num_images=num_images)
-            data["phantom, " + ", ".join(changes)] = arrays(ribs, num_images)
+            data[f"phantom, {words}"] = arrays(ribs, num_images)
     return {**data, f"real ({len(real)} SZCH pairs)": arrays(real, len(real))}
 
 

@@ -94,6 +94,14 @@ def high_frequency_share(image: np.ndarray, cutoff: float = 0.05) -> float:
     return float(weights[frequency > cutoff].sum() / weights.sum())
 
 
+def lateral_lungs(image: np.ndarray) -> np.ndarray:
+    """The rows and columns of :data:`LATERAL_LUNGS` cut from ``image``: the two lateral bands side by side."""
+    height, width = image.shape
+    top, bottom = (round(f * height) for f in LATERAL_LUNGS["rows"])
+    columns = np.concatenate([np.arange(round(a * width), round(b * width)) for a, b in LATERAL_LUNGS["columns"]])
+    return image[top:bottom, columns]
+
+
 def rib_period(bone: np.ndarray) -> float:
     """The ribs' vertical period as a fraction of the image height.
 
@@ -102,11 +110,9 @@ def rib_period(bone: np.ndarray) -> float:
     the period is its first peak after its first trough.
     """
     bone = np.asarray(bone, dtype=np.float64)
-    height, width = bone.shape
-    fine = highpass(bone)
-    top, bottom = (round(f * height) for f in LATERAL_LUNGS["rows"])
-    columns = np.concatenate([np.arange(round(a * width), round(b * width)) for a, b in LATERAL_LUNGS["columns"]])
-    bands = fine[top:bottom, columns] - fine[top:bottom, columns].mean(axis=0)
+    height = bone.shape[0]
+    bands = lateral_lungs(highpass(bone))
+    bands = bands - bands.mean(axis=0)
     energy = np.maximum((bands**2).sum(axis=0), 1e-12)
     correlation = np.mean([np.correlate(c, c, "full")[len(c) - 1:] / e for c, e in zip(bands.T, energy, strict=True)],
                           axis=0)
@@ -126,14 +132,11 @@ def rib_tilt(bone: np.ndarray) -> float:
     noise count little. White noise alone reads about 45° (45–50).
     """
     bone = np.asarray(bone, dtype=np.float64)
-    height, width = bone.shape
     fine = highpass(bone)
     gy, gx = sobel(fine, axis=0), sobel(fine, axis=1)
-    jxx, jyy, jxy = (gaussian_filter(product, height / 64) for product in (gx * gx, gy * gy, gx * gy))
-    angle, energy = np.abs(0.5 * np.arctan2(2 * jxy, jyy - jxx)), np.hypot(jyy - jxx, 2 * jxy)
-    top, bottom = (round(f * height) for f in LATERAL_LUNGS["rows"])
-    columns = np.concatenate([np.arange(round(a * width), round(b * width)) for a, b in LATERAL_LUNGS["columns"]])
-    angle, energy = angle[top:bottom, columns], energy[top:bottom, columns]
+    jxx, jyy, jxy = (gaussian_filter(product, bone.shape[0] / 64) for product in (gx * gx, gy * gy, gx * gy))
+    angle = lateral_lungs(np.abs(0.5 * np.arctan2(2 * jxy, jyy - jxx)))
+    energy = lateral_lungs(np.hypot(jyy - jxx, 2 * jxy))
     return float(np.degrees((angle * energy).sum() / max(energy.sum(), 1e-12)))
 
 
