@@ -49,3 +49,27 @@ def test_results_on_other_images_are_refused(seeds, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="not a benchmark result"):
         seeds.main([str(first), str(tmp_path / "bad.json")])
+
+
+def test_against_pairs_two_sets_of_seeds_image_by_image_and_leaves_out_what_learns_nothing(seeds, tmp_path):
+    better = [result(tmp_path / f"a{s}.json", s, {"net": (2.0 + s, 0.10), "filter": (1.0, 0.0)}) for s in (0, 1)]
+    worse = [result(tmp_path / f"b{s}.json", s, {"net": (1.0, 0.05), "filter": (1.0, 0.0)}) for s in (0, 1, 2)]
+    argv = [*map(str, better), "--against", *map(str, worse), "--output", str(tmp_path / "out")]
+    assert seeds.main(argv) == 0
+    text = (tmp_path / "out.md").read_text()
+    assert "--against " + " ".join(map(str, worse)) in text  # the command reruns
+    section = text.split("## A − B")[1]
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in section.splitlines()
+            if line.startswith("| ")}
+    assert rows["NET"][1:4] == ["+1.50 [+1.50, +1.50]", "+5.0 [+5.0, +5.0]", "3 of 3 |"]  # (2.5 - 1.0) dB
+    assert rows["**mean of the 1 methods**"][1].startswith("+1.50")
+    assert "FILTER" not in rows and "Left out, scored the same in both sets (nothing learned): FILTER." in section
+
+
+def test_against_refuses_sets_on_other_images_or_with_nothing_to_compare(seeds, tmp_path):
+    first = result(tmp_path / "a.json", 0, {"net": (2.0, 0.1)})
+    other = result(tmp_path / "b.json", 0, {"net": (1.0, 0.1)}, ids=("a", "b", "z"))
+    with pytest.raises(SystemExit, match="same test images"):
+        seeds.main([str(first), "--against", str(other)])
+    with pytest.raises(SystemExit, match="no method in common"):
+        seeds.main([str(first), "--against", str(first)])
