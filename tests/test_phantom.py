@@ -6,7 +6,7 @@ import torch
 from scipy.ndimage import center_of_mass, gaussian_filter, gaussian_filter1d, label
 
 from bs_lib import phantom
-from bs_lib.datasets import get_dataset
+from bs_lib.datasets import PhantomDataset, get_dataset
 
 
 def test_the_same_seed_and_size_give_identical_images():
@@ -87,7 +87,7 @@ def test_the_negative_option_flips_polarity():
 
 
 def test_the_dataset_serves_course_samples_with_disjoint_splits():
-    train = phantom.PhantomDataset(size=64, split="train", num_images=16)
+    train = PhantomDataset(size=64, split="train", num_images=16)
     test = get_dataset("phantom", split="test", size=64, num_images=4)
     assert len(train) == 16 and len(test) == 4
     sample = train[0]
@@ -95,12 +95,12 @@ def test_the_dataset_serves_course_samples_with_disjoint_splits():
     assert {"cxr", "soft", "bone", "masks", "id", "patient"} <= set(sample)
     train_ids = {train[i]["patient"] for i in range(len(train))}
     assert not train_ids & {test[i]["patient"] for i in range(len(test))}
-    assert torch.equal(train[3]["cxr"], phantom.PhantomDataset(64, "train", 16)[3]["cxr"])
+    assert torch.equal(train[3]["cxr"], PhantomDataset(64, "train", 16)[3]["cxr"])
     assert "num_samples=16" in repr(train)
     with pytest.raises(IndexError):
         train[16]
     with pytest.raises(ValueError, match="Unknown split"):
-        phantom.PhantomDataset(split="dev")
+        PhantomDataset(split="dev")
 
 
 def test_nodule_metadata_follows_the_patients_rotation():

@@ -32,6 +32,7 @@ The package holds one job per module, and everything is importable from here
 * ``folders``: finding and pairing image files; :class:`PairedFolder`;
 * ``public``: BSE-JSRT, SZCH-X-Rays, JSRT, JSRT bone masks, the Baidu JSRT pairs;
 * ``real``: the real test sets (the SZCH sample pairs, Gusarev's pairs) and :func:`real_pairs`;
+* ``synthetic``: :class:`PhantomDataset`, the phantom's chests drawn by :func:`bs_lib.phantom.render`;
 * ``catalogue``: :func:`get_dataset` and the ``datasets`` command.
 """
 
@@ -78,10 +79,12 @@ from bs_lib.datasets.splits import (
     shared_patients,
     split_counts,
 )
+from bs_lib.datasets.synthetic import PhantomDataset
 
 __all__ = [
     "BSEJSRT", "DATASETS", "IMAGE_SUFFIXES", "JSRT", "SPLIT_NAMES", "TEST_SETS", "DatasetNotFoundError",
-    "GusarevDES", "JSRTBSEBaidu", "JSRTBoneMasks", "PairedFolder", "RadiographFolder", "RealSamplePairs", "SZCHXRays",
+    "GusarevDES", "JSRTBSEBaidu", "JSRTBoneMasks", "PairedFolder", "PhantomDataset", "RadiographFolder",
+    "RealSamplePairs", "SZCHXRays",
     "SplitLeakageError", "augmented_pairs", "check_no_patient_overlap", "crop_to_common_size",
     "default_split_path", "discover_pair_folders", "find_folder", "get_dataset", "how_to_get", "list_images",
     "load_split", "local_copy", "looks_conventional", "make_patient_split", "match_pairs", "official_szch_split",

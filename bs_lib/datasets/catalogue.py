@@ -19,6 +19,7 @@ from bs_lib import config
 from bs_lib.datasets.folders import DatasetNotFoundError, how_to_get
 from bs_lib.datasets.public import BSEJSRT, JSRT, JSRTBoneMasks, JSRTBSEBaidu, SZCHXRays
 from bs_lib.datasets.real import GusarevDES, RealSamplePairs, local_copy
+from bs_lib.datasets.synthetic import PhantomDataset
 
 DATASETS: dict[str, Callable[..., Any]] = {
     "bse-jsrt": BSEJSRT,
@@ -35,7 +36,7 @@ def get_dataset(name: str, split: str | None = None, size: int | None = None, nu
                 seed: int = 0, transform=None, **kwargs):
     """One call for every dataset: ``get_dataset(run.profile.dataset, split="train", size=run.profile.image_size)``.
 
-    ``"phantom"`` builds :class:`bs_lib.phantom.PhantomDataset`; the other names
+    ``"phantom"`` builds :class:`bs_lib.datasets.PhantomDataset`; the other names
     are the real datasets of :data:`DATASETS`. Every dataset honours ``split``
     (``"train"``, ``"val"``, ``"test"`` or ``"all"``) or refuses it with a
     ``ValueError`` that says what to do: a real dataset takes its patients from
@@ -54,8 +55,6 @@ def get_dataset(name: str, split: str | None = None, size: int | None = None, nu
     if split is None:
         split = "test" if getattr(factory, "test_only", False) else "train"
     if name == "phantom":
-        from bs_lib.phantom import PhantomDataset
-
         return PhantomDataset(size=size or 64, split=split, num_images=num_images, seed=seed,
                               transform=transform, **kwargs)
     dataset = factory(split=split, size=size, transform=transform, seed=seed, **kwargs)
