@@ -79,7 +79,7 @@ How much each rule buys is measured on the real development pairs by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -181,18 +181,41 @@ def restrict(bone: np.ndarray, rules: Iterable[str] = (), sigma: float = 1.0,
     return bone
 
 
-def transfer(radiograph: np.ndarray, radiograph_small: np.ndarray, soft_small: np.ndarray,
-             rules: Iterable[str] = (), sigma: float = 1.0) -> np.ndarray:
-    """Full-size soft tissue from a suppression done at a smaller size: ``radiograph`` minus the upsampled bone layer.
+def full_size_layer(radiograph: np.ndarray, radiograph_small: np.ndarray, soft_small: np.ndarray,
+                    rules: Iterable[str] = (), sigma: float = 1.0) -> np.ndarray:
+    """The bone layer a suppression at a smaller size removed, after ``rules``, upsampled to ``radiograph``'s size.
 
-    All images are ``(1, H, W)`` in [0, 1]; ``radiograph_small`` is what the
-    model saw and ``soft_small`` what it returned. ``rules`` (see
-    :func:`restrict`) act on the bone layer at the working size. The result is
-    clipped to [0, 1].
+    All images are ``(1, H, W)``; ``radiograph_small`` is what the model saw and
+    ``soft_small`` what it returned. ``rules`` (see :func:`restrict`) act on the
+    layer at the working size.
     """
     if np.shape(radiograph_small) != np.shape(soft_small):
         raise ValueError(f"the working-size radiograph {np.shape(radiograph_small)} and soft-tissue estimate "
                          f"{np.shape(soft_small)} differ in shape: pass the image the model saw and its output.")
     bone = restrict(bone_layer(radiograph_small, soft_small), rules, sigma, radiograph_small)
-    bone = io.resize(bone, tuple(np.shape(radiograph)[-2:]), clip=False)
+    return io.resize(bone, tuple(np.shape(radiograph)[-2:]), clip=False)
+
+
+def subtract(radiograph: np.ndarray, bone: np.ndarray) -> np.ndarray:
+    """The soft-tissue estimate: the radiograph less a (full-size) bone layer, clipped to [0, 1]."""
     return np.clip(np.asarray(radiograph, dtype=np.float32) - bone, 0, 1)
+
+
+def transfer(radiograph: np.ndarray, radiograph_small: np.ndarray, soft_small: np.ndarray,
+             rules: Iterable[str] = (), sigma: float = 1.0) -> np.ndarray:
+    """Full-size soft tissue from a suppression done at a smaller size: ``radiograph`` minus the upsampled bone layer.
+
+    All images are ``(1, H, W)`` in [0, 1] (:func:`full_size_layer`, then :func:`subtract`).
+    """
+    return subtract(radiograph, full_size_layer(radiograph, radiograph_small, soft_small, rules, sigma))
+
+
+def average(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of several models' bone layers of one radiograph (each after its rules): an ensemble's layer."""
+    if len(layers) == 0:
+        raise ValueError("an ensemble needs at least one bone layer to average.")
+    shapes = sorted({np.shape(layer) for layer in layers})
+    if len(shapes) > 1:
+        raise ValueError(f"the bone layers to average differ in shape {shapes}: bring each to the radiograph's "
+                         "size first (full_size_layer).")
+    return np.mean(np.stack([np.asarray(layer, dtype=np.float32) for layer in layers]), axis=0)

@@ -16,6 +16,11 @@
   working size is kept (:func:`bs_lib.bone_layer.transfer`). The result is written as PNG with the
   input's bit depth (8 or 16 bits) and polarity: an image read as a negative
   (``--negative``) is written as a negative.
+* ``--ensemble CHECKPOINT [CHECKPOINT ...]`` adds more checkpoints: each
+  takes its own bone layer (its own working size and rules), and the mean of
+  the layers is subtracted (:func:`bs_lib.bone_layer.average`). Models trained
+  with other seeds or architectures agree on the bone more than on anything
+  else they remove (``benchmarks/ensemble.py``).
 * A before/after figure (radiograph, soft tissue, removed bone) is written
   beside each result unless ``--no-figures``.
 * A diffusion checkpoint samples as its config says (the ``full`` config:
@@ -127,9 +132,19 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
 
     The model works at ``working_size``; its bone layer, after ``bone_rules``
     (:data:`bs_lib.bone_layer.RULES`; ``sample`` passes :data:`PHANTOM_BONE_RULES`
-    for a phantom-only checkpoint), is brought back to the input's size
-    (:func:`bs_lib.bone_layer.transfer`). ``sampling`` (diffusion models
+    for a phantom-only checkpoint), is brought back to the input's size and
+    subtracted (:func:`removed_layer`). ``sampling`` (diffusion models
     only): ``sampler``, ``sampling_steps``, ``spacing``, ``threshold``, ``residual``, ``samples``.
+    """
+    return bone_layer.subtract(image, removed_layer(objective, image, working_size, seed, bone_rules, **sampling))
+
+
+@torch.no_grad()
+def removed_layer(objective: torch.nn.Module, image: np.ndarray, working_size: int, seed: int = 0,
+                  bone_rules: Iterable[str] = DEFAULT_BONE_RULES, **sampling: object) -> np.ndarray:
+    """The bone layer the model removes from ``image`` at ``working_size``, after ``bone_rules``, at the input's size.
+
+    (:func:`bs_lib.bone_layer.full_size_layer`; :func:`suppress_image` subtracts it.)
     """
     device = next(objective.parameters()).device
     small = io.resize(image, (working_size, working_size))
@@ -139,7 +154,7 @@ def suppress_image(objective: torch.nn.Module, image: np.ndarray, working_size: 
     else:
         soft = objective.predict(cxr)
     soft = soft[0].float().clamp(0, 1).cpu().numpy()
-    return bone_layer.transfer(image, small, soft, bone_rules)
+    return bone_layer.full_size_layer(image, small, soft, bone_rules)
 
 
 def write_png(path: Path, image: np.ndarray, bit_depth: int | None) -> None:
@@ -197,6 +212,25 @@ class SuppressionReport:
     trained_on: str = ""  # what the checkpoint learned from (training_data)
     bone_rules: tuple[str, ...] = ()  # the bone-layer rules applied
     output: str = ""  # a diffusion checkpoint's output: "residual" or "decoded" ("" for the others)
+    ensemble: list[Member] = field(default_factory=list)  # the --ensemble checkpoints, whose layers were averaged in
+
+
+@dataclass
+class Member:
+    """One checkpoint of a suppression, and how its bone layer is taken (see :func:`load_member`)."""
+
+    checkpoint: Path
+    objective: torch.nn.Module = field(repr=False)
+    method: str
+    working_size: int
+    trained_on: str
+    phantom_only: bool
+    bone_rules: tuple[str, ...]
+    sampling: dict = field(default_factory=dict)
+    output: str = ""  # a diffusion checkpoint's output: "residual" or "decoded" ("" for the others)
+
+    def layer(self, image: np.ndarray, seed: int) -> np.ndarray:
+        return removed_layer(self.objective, image, self.working_size, seed, self.bone_rules, **self.sampling)
 
 
 def diffusion_output(objective: torch.nn.Module, sampling: Mapping[str, object]) -> str:
@@ -207,11 +241,36 @@ def diffusion_output(objective: torch.nn.Module, sampling: Mapping[str, object])
     return "residual" if sampling.get("residual", getattr(settings, "residual", False)) else "decoded"
 
 
+def check_sampling(sampling: Mapping[str, object] | None) -> dict:
+    """The sampler settings that were given (``None`` dropped), refusing impossible step or sample counts."""
+    sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
+    if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
+        raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
+    if sampling.get("samples") is not None and sampling["samples"] < 1:
+        raise ValueError(f"--samples must be at least 1, got {sampling['samples']}.")
+    return sampling
+
+
+def load_member(checkpoint: str | Path, device, working_size: int | None, sampling: Mapping[str, object],
+                bone_rules: tuple[str, ...] | None) -> Member:
+    """A checkpoint, loaded, with its working size, bone-layer rules and diffusion output (:func:`suppress_files`)."""
+    objective, config = load_suppressor(checkpoint, device)
+    trained_on, phantom_only = training_data(config)
+    if bone_rules is None:
+        bone_rules = PHANTOM_BONE_RULES if phantom_only else DEFAULT_BONE_RULES
+    sampling = dict(sampling) if accepts_generator(objective.predict) else {}
+    if phantom_only and accepts_generator(objective.predict):
+        sampling.setdefault("residual", PHANTOM_RESIDUAL)
+    return Member(Path(checkpoint), objective, config.method, working_size or config.image_size, trained_on,
+                  phantom_only, bone_rules, sampling, diffusion_output(objective, sampling))
+
+
 def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_dir: str | Path, *,
                    negative: bool = False, working_size: int | None = None, seed: int = 0, figures: bool = True,
                    overwrite: bool = False, device: str | torch.device | None = None,
                    sampling: Mapping[str, object] | None = None,
-                   bone_rules: Iterable[str] | None = None) -> SuppressionReport:
+                   bone_rules: Iterable[str] | None = None,
+                   ensemble: Iterable[str | Path] = ()) -> SuppressionReport:
     """Suppress every input image and write ``<name>_suppressed.png`` (+ ``<name>_before_after.png``).
 
     Each input is read on its own: one that cannot be read (empty, truncated,
@@ -228,6 +287,8 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     :data:`PHANTOM_BONE_RULES` for the phantom only, else :data:`DEFAULT_BONE_RULES`;
     a diffusion checkpoint trained on the phantom only also returns the
     residual output (:data:`PHANTOM_RESIDUAL`) unless ``sampling`` says otherwise.
+    ``ensemble``: more checkpoints, each loaded and set up the same way; the
+    mean of all their bone layers is subtracted (:func:`bs_lib.bone_layer.average`).
     """
     from bs_lib.config import progress
 
@@ -238,27 +299,17 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists ({len(existing)} outputs in all); pass --overwrite to replace.")
-    report = SuppressionReport()
-    objective, config = load_suppressor(checkpoint, device)
-    report.trained_on, phantom_only = training_data(config)
-    if phantom_only:
-        warnings.warn(PHANTOM_ONLY_WARNING, PhantomOnlyWarning, stacklevel=2)
-    if bone_rules is None:
-        bone_rules = PHANTOM_BONE_RULES if phantom_only else DEFAULT_BONE_RULES
-    report.bone_rules = bone_rules
-    sampling = {key: value for key, value in (sampling or {}).items() if value is not None}
-    if sampling.get("sampling_steps") is not None and sampling["sampling_steps"] < 1:
-        raise ValueError(f"--sampling-steps must be at least 1, got {sampling['sampling_steps']}.")
-    if sampling.get("samples") is not None and sampling["samples"] < 1:
-        raise ValueError(f"--samples must be at least 1, got {sampling['samples']}.")
-    if sampling and not accepts_generator(objective.predict):
+    sampling = check_sampling(sampling)
+    members = [load_member(c, device, working_size, sampling, bone_rules) for c in [checkpoint, *ensemble]]
+    if sampling and not any(member.output for member in members):
         raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold, --residual and --samples apply to "
-                         f"diffusion checkpoints (BS-LDM); {checkpoint} is a {config.method!r} model, which predicts "
-                         f"in one pass: drop them.")
-    if phantom_only and accepts_generator(objective.predict):
-        sampling.setdefault("residual", PHANTOM_RESIDUAL)
-    report.output = diffusion_output(objective, sampling)
-    size = working_size or config.image_size
+                         f"diffusion checkpoints (BS-LDM); {checkpoint} is a {members[0].method!r} model, "
+                         f"which predicts in one pass: drop them.")
+    if any(member.phantom_only for member in members):
+        warnings.warn(PHANTOM_ONLY_WARNING, PhantomOnlyWarning, stacklevel=2)
+    first = members[0]
+    report = SuppressionReport(trained_on=first.trained_on, bone_rules=first.bone_rules, output=first.output,
+                               ensemble=members[1:])
     output_dir.mkdir(parents=True, exist_ok=True)
     for file, target in progress(list(zip(files, targets, strict=True)), desc="suppressing", unit="image"):
         try:
@@ -266,7 +317,7 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
         except (io.ImageReadError, OSError) as error:
             report.failed.append((file, str(error).removeprefix(f"{file}: ")))  # the report names the file
             continue
-        soft = suppress_image(objective, image, size, seed, bone_rules, **sampling)
+        soft = bone_layer.subtract(image, bone_layer.average([member.layer(image, seed) for member in members]))
         write_png(target, io.to_negative(soft) if negative else soft, meta.get("bit_depth"))
         if figures:
             save_before_after(output_dir / f"{file.stem}_before_after.png", image, soft, file.name)
@@ -315,6 +366,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rules for the removed bone layer before it is brought back to the input's size "
                              f"(default: {' '.join(PHANTOM_BONE_RULES)} for a checkpoint trained on the phantom "
                              f"only, else {' '.join(DEFAULT_BONE_RULES)}; give none for the model's layer as is)")
+    parser.add_argument("--ensemble", type=Path, nargs="+", default=[], metavar="CHECKPOINT",
+                        help="more checkpoints (run or checkpoint folders): the mean of all their bone layers is "
+                             "removed, each taken at its own working size with its own rules")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--no-figures", action="store_true", help="skip the before/after figures")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -333,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
                                 sampling={"sampler": args.sampler, "sampling_steps": args.sampling_steps,
                                           "spacing": args.spacing, "threshold": args.threshold,
                                           "residual": args.residual, "samples": args.samples},
-                                bone_rules=args.bone_rules)
+                                bone_rules=args.bone_rules, ensemble=args.ensemble)
     print(f"wrote {len(report.written)} suppressed image(s) to {args.output}")
     print(f"the checkpoint learned from: {report.trained_on}")
     rules = ", ".join(report.bone_rules) or "none (the model's bone layer as is)"
@@ -341,6 +395,11 @@ def run(args: argparse.Namespace) -> int:
     if report.output:
         print(f"diffusion output: {report.output}" + (" (the radiograph minus the bone layer between two decodings)"
                                                        if report.output == "residual" else " (the decoded image)"))
+    if report.ensemble:
+        print(f"averaged with the bone layers of {len(report.ensemble)} more checkpoint(s):")
+        for member in report.ensemble:
+            print(f"  {member.checkpoint}: {member.method} at {member.working_size}², learned from "
+                  f"{member.trained_on}; rules: {', '.join(member.bone_rules) or 'none'}")
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     if not report.failed:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from bs_lib import cli, suppress
 from bs_lib.diffusion import SAMPLERS
-from bs_lib.engine import TrainConfig, Trainer
+from bs_lib.engine import CheckpointError, TrainConfig, Trainer
 from bs_lib.suppress import SuppressionReport, suppress_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
@@ -141,3 +141,37 @@ def test_training_data_names_the_labelled_source_of_domain_adaptation():
     assert suppress.training_data(adapted) == (
         "synthetic phantom pairs, adapted to unlabelled szch-x-rays radiographs", True)
     assert suppress.training_data(TrainConfig(data="szch-x-rays")) == ("szch-x-rays pairs", False)
+
+
+def test_an_ensemble_removes_the_mean_of_its_members_bone_layers(phantom_run, tiny_run, mixed_folder, tmp_path,
+                                                                 capsys):
+    good = mixed_folder / "c_good.png"
+    image, _ = suppress.io.read_image(good)
+    members = [suppress.load_member(run, "cpu", None, {}, None) for run in (tiny_run, phantom_run)]
+    layers = [member.layer(image, 0) for member in members]
+    assert members[1].bone_rules == suppress.PHANTOM_BONE_RULES  # each member keeps its own rules
+    assert not np.allclose(layers[0], layers[1], atol=1e-3)  # two different models: the test can fail
+    with pytest.warns(suppress.PhantomOnlyWarning):  # one phantom-only member is enough to warn
+        report = suppress_files(tiny_run, [good], tmp_path / "e", figures=False, device="cpu", ensemble=[phantom_run])
+    written = np.asarray(Image.open(report.written[0]), dtype=np.float32)[None] / 255
+    expected = np.clip(image - (layers[0] + layers[1]) / 2, 0, 1)
+    assert np.abs(written - expected).max() <= 1 / 255 + 1e-6  # up to the 8-bit rounding of the PNG
+    alone = np.clip(image - layers[0], 0, 1)
+    assert np.abs(written - alone).max() > 2 / 255  # ... and not the first model's output alone
+    assert [member.checkpoint for member in report.ensemble] == [phantom_run]
+    assert cli.main(["sample", str(tiny_run), str(good), "--output", str(tmp_path / "f"), "--no-figures",
+                     "--device", "cpu", "--ensemble", str(phantom_run)]) == 0
+    out = capsys.readouterr().out
+    assert "averaged with the bone layers of 1 more checkpoint(s):" in out
+    assert f"{phantom_run}: " in out and "learned from synthetic phantom pairs" in out
+
+
+def test_a_missing_ensemble_checkpoint_stops_before_anything_is_written(tiny_run, mixed_folder, tmp_path):
+    with pytest.raises(CheckpointError, match="nowhere"):
+        suppress_files(tiny_run, [mixed_folder / "c_good.png"], tmp_path / "g", figures=False, device="cpu",
+                       ensemble=[tmp_path / "nowhere"])
+    assert not (tmp_path / "g").exists()
+    with pytest.raises(ValueError, match="at least one bone layer"):
+        suppress.bone_layer.average([])
+    with pytest.raises(ValueError, match="differ in shape"):
+        suppress.bone_layer.average([np.zeros((1, 4, 4)), np.zeros((1, 8, 8))])
