@@ -18,6 +18,7 @@ or averaged with others' (:func:`bs_lib.bone_layer.average`, what
   layers that disagree also shrinks them, and this row tells what shrinking
   alone would buy;
 * ``each method's seeds averaged``: one ensemble per method, of its ``--seeds``;
+* ``each seed's methods averaged``: one ensemble per seed, of every method trained with it;
 * ``all models averaged`` (mean) and ``all models, median`` (pixel-wise median).
 
 Scored against the real soft-tissue image at 1024² (PSNR, symmetric BSR),
@@ -107,6 +108,7 @@ def rows_for(layers: Layers, samples) -> tuple[dict[str, dict], dict[str, dict],
     """The summary rows, each method's rows (alone, seeds averaged) and the shrinkage ratio r."""
     models = list(layers)
     labels = list(dict.fromkeys(label for label, _ in models))
+    seeds = list(dict.fromkeys(seed for _, seed in models))
     everyone = combine(layers, models)
     ratio = np.mean([detail(e) for e in everyone]) / np.mean([detail(x) for key in models for x in layers[key]])
     alone = {key: scores(layers[key], samples) for key in models}
@@ -119,6 +121,8 @@ def rows_for(layers: Layers, samples) -> tuple[dict[str, dict], dict[str, dict],
     summary = {"one model": mean_scores(list(alone.values())),
                "one model, layer × r": mean_scores(list(shrunk.values())),
                "each method's seeds averaged": mean_scores([m["seeds averaged"] for m in per_method.values()]),
+               "each seed's methods averaged": mean_scores([scores(combine(layers, [k for k in models if k[1] == seed]),
+                                                                   samples) for seed in seeds]),
                f"all {len(models)} models averaged": scores(everyone, samples),
                f"all {len(models)} models, median": scores(combine(layers, models, "median"), samples)}
     summary["all models averaged − one model × r"] = {  # paired: the same images, against the shrinkage row
