@@ -72,6 +72,17 @@ Remove no more bone than the image shows
     0.4 of the bone (``benchmarks/results/bone_layer_gain_256.md``), and
     ``sample`` does not apply it unless asked.
 
+One more step is statistics, not physics:
+
+Several models agree on the bone, not on their mistakes
+    Networks trained on the phantom with other seeds, or of other
+    architectures, remove much the same ribs from a real chest, and each adds
+    structure of its own beside them. The mean of their layers
+    (:func:`average`; ``sample --ensemble``) keeps what they share and shrinks
+    what each adds alone, as averaging shrinks independent noise. It costs
+    one run per member, and it is measured against a single model whose layer
+    is merely scaled down as much (``benchmarks/ensemble.py``).
+
 How much each rule buys is measured on the real development pairs by
 ``benchmarks/do_no_harm.py`` (``benchmarks/results/do_no_harm_{128,256}.md``), with
 :func:`bs_lib.metrics.fine_detail_error` as the measure of harm.
