@@ -49,6 +49,7 @@
 # - measure the gap between a source and a target domain before and after adaptation;
 # - measure how the phantom differs from real radiographs, and randomise the imaging chain in training so that
 #   those differences stop mattering;
+# - average the bone layers of several networks, and tell what averaging buys from what shrinking alone would;
 # - name the failure modes: a student that inherits its teacher's errors, features aligned without being right.
 
 # %% [markdown]
@@ -1010,6 +1011,9 @@ check(shared_difficulty > 0.5, f"teacher and student find the same images hard: 
 # - Without target radiographs, measure how the phantom differs from real ones (`bs_lib.realism`) and train
 #   through randomised anatomy and imaging chains (`bs_lib.augment`), so that what stays constant, the bone,
 #   is what the network learns.
+# - Several phantom-trained networks agree on the bone more than on what else they remove: averaging their
+#   bone layers (`sample --ensemble`) keeps the bone and shrinks each one's own mistakes, also where a real
+#   radiograph shows less bone than the phantom taught.
 #
 # ## Exercises
 # ★ easy, ★★ medium, ★★★ hard. Each solution's cell computes its answer in seconds in the smoke profile.
