@@ -104,8 +104,9 @@ def combine(layers: Layers, keys: list[tuple[str, int]], how: str = "mean") -> l
     return [bone_layer.average(stack) for stack in per_image]
 
 
-def rows_for(layers: Layers, samples) -> tuple[dict[str, dict], dict[str, dict], float]:
-    """The summary rows, each method's rows (alone, seeds averaged) and the shrinkage ratio r."""
+def rows_for(layers: Layers, samples) -> tuple[dict[str, dict], dict[str, dict], float, dict]:
+    """The summary rows, each method's rows (alone, seeds averaged), the shrinkage ratio r, and the
+    all-model mean's scores less the shrinkage row's (image by image)."""
     models = list(layers)
     labels = list(dict.fromkeys(label for label, _ in models))
     seeds = list(dict.fromkeys(seed for _, seed in models))
@@ -125,10 +126,9 @@ def rows_for(layers: Layers, samples) -> tuple[dict[str, dict], dict[str, dict],
                                                                    samples) for seed in seeds]),
                f"all {len(models)} models averaged": scores(everyone, samples),
                f"all {len(models)} models, median": scores(combine(layers, models, "median"), samples)}
-    summary["all models averaged − one model × r"] = {  # paired: the same images, against the shrinkage row
-        key: summary[f"all {len(models)} models averaged"][key] - summary["one model, layer × r"][key]
-        for key in ("psnr", "bsr")}
-    return summary, per_method, ratio
+    versus_shrunk = {key: summary[f"all {len(models)} models averaged"][key] - summary["one model, layer × r"][key]
+                     for key in ("psnr", "bsr")}
+    return summary, per_method, ratio, versus_shrunk
 
 
 def mean_scores(many: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -143,38 +143,38 @@ def cell(values: dict[str, np.ndarray], identity: dict[str, np.ndarray]) -> list
             format_difference(*paired_difference(values["bsr"], identity["bsr"]), 1)]
 
 
+def passes(values: dict[str, np.ndarray], identity: dict[str, np.ndarray]) -> bool:
+    """The bar of ``seeds.py``: mean PSNR gain above 0 and mean symmetric-BSR gain not below 0."""
+    return bool(np.mean(values["psnr"] - identity["psnr"]) > 0 and np.mean(values["bsr"] - identity["bsr"]) >= 0)
+
+
 def tables(results: dict[float, tuple], identities: dict[float, dict]) -> list[str]:
+    """The Markdown tables: the summary rows per bone gain, then every method alone and with its seeds averaged."""
     from bs_lib.benchmark.tables import markdown_table
 
     gains = list(results)
     header = ["bone layer removed"]
     for gain in gains:
         header += [f"bone ×{gain:g}: Δ PSNR (dB) [95 % CI]", f"bone ×{gain:g}: Δ BSR sym. (points) [95 % CI]"]
-    first = results[gains[0]][0]
-    zero = {key: np.zeros_like(value) for key, value in identities[gains[0]].items()}
-    summary = [[label, *(c for gain in gains for c in cell(list(results[gain][0].values())[i],
-                                                           zero if "−" in label else identities[gain]))]
-               for i, label in enumerate(first)]
-    passing = ["methods passing, seeds averaged"]
-    for gain in gains:
-        passed = sum(bool(np.mean(m["seeds averaged"]["psnr"] - identities[gain]["psnr"]) > 0
-                          and np.mean(m["seeds averaged"]["bsr"] - identities[gain]["bsr"]) >= 0)
-                     for m in results[gain][1].values())
-        alone = sum(bool(np.mean(m["alone"]["psnr"] - identities[gain]["psnr"]) > 0
-                         and np.mean(m["alone"]["bsr"] - identities[gain]["bsr"]) >= 0)
-                    for m in results[gain][1].values())
-        passing += [f"{passed} of {len(results[gain][1])} (alone, seed mean: {alone})", ""]
-    methods = []
-    for label in results[gains[0]][1]:
-        for kind in ("alone", "seeds averaged"):
-            methods.append([f"{label}, {kind}", *(c for gain in gains
-                                                  for c in cell(results[gain][1][label][kind], identities[gain]))])
     identity_row = ["identity (do nothing): PSNR (dB) / BSR sym. (points)"]
     for gain in gains:
         identity_row += [f"{identities[gain]['psnr'].mean():.2f}", f"{identities[gain]['bsr'].mean():.1f}"]
+    summary = [[label, *(c for gain in gains for c in cell(results[gain][0][label], identities[gain]))]
+               for label in results[gains[0]][0]]
+    zero = {key: np.zeros_like(value) for key, value in identities[gains[0]].items()}
+    summary.append(["all models averaged − one model × r (paired)",
+                    *(c for gain in gains for c in cell(results[gain][3], zero))])
+    passing = ["methods passing, seeds averaged"]
+    for gain in gains:
+        methods = results[gain][1].values()
+        passing += [f"{sum(passes(m['seeds averaged'], identities[gain]) for m in methods)} of {len(methods)} "
+                    f"(alone, seed mean: {sum(passes(m['alone'], identities[gain]) for m in methods)})", ""]
+    per_method = [[f"{label}, {kind}", *(c for gain in gains for c in cell(results[gain][1][label][kind],
+                                                                           identities[gain]))]
+                  for label in results[gains[0]][1] for kind in ("alone", "seeds averaged")]
     return ["## Averaged over the models", "", markdown_table(header, [identity_row, *summary, passing]), "",
             "## Each method: alone (its seeds' scores averaged) and its seeds' layers averaged", "",
-            markdown_table(header, methods), ""]
+            markdown_table(header, per_method), ""]
 
 
 def figure(path: Path, sample, layers: Layers, title: str) -> None:

@@ -53,16 +53,16 @@ def test_averaging_keeps_the_shared_bone_and_shrinks_each_models_own_mistake(scr
     samples = [pair()]
     layers = script.model_layers(args, {1.0: samples})[1.0]
     assert sorted(layers) == sorted(mistakes) and layers["A", 0][0].shape == (1, SIZE, SIZE)
-    summary, per_method, ratio = script.rows_for(layers, samples)
+    summary, per_method, ratio, versus_shrunk = script.rows_for(layers, samples)
     assert 0.3 < ratio < 0.95  # the mean of four layers holds less detail than one: the mistakes do not line up
     alone, everyone = summary["one model"], summary["all 4 models averaged"]
     assert everyone["psnr"][0] > alone["psnr"][0] + 1 and everyone["bsr"][0] > alone["bsr"][0]
-    assert summary["all models averaged − one model × r"]["psnr"][0] == pytest.approx(
-        everyone["psnr"][0] - summary["one model, layer × r"]["psnr"][0])
+    assert versus_shrunk["psnr"][0] == pytest.approx(everyone["psnr"][0] - summary["one model, layer × r"]["psnr"][0])
     assert per_method["A"]["seeds averaged"]["psnr"][0] > per_method["A"]["alone"]["psnr"][0]
     identity = script.scores([np.zeros((1, SIZE, SIZE), np.float32)], samples)
-    text = "\n".join(script.tables({1.0: (summary, per_method, ratio)}, {1.0: identity}))
+    text = "\n".join(script.tables({1.0: (summary, per_method, ratio, versus_shrunk)}, {1.0: identity}))
     assert "| all 4 models averaged | +" in text and "| A, seeds averaged |" in text
+    assert "| methods passing, seeds averaged | 2 of 2 (alone, seed mean: 2) |" in text
 
 
 def test_one_model_is_not_an_ensemble(script):
