@@ -305,8 +305,10 @@ def suppress_files(checkpoint: str | Path, inputs: Iterable[str | Path], output_
         raise ValueError(f"--sampler, --sampling-steps, --spacing, --threshold, --residual and --samples apply to "
                          f"diffusion checkpoints (BS-LDM); {checkpoint} is a {members[0].method!r} model, "
                          f"which predicts in one pass: drop them.")
-    if any(member.phantom_only for member in members):
-        warnings.warn(PHANTOM_ONLY_WARNING, PhantomOnlyWarning, stacklevel=2)
+    phantom_only = sum(member.phantom_only for member in members)
+    if phantom_only:
+        who = "This checkpoint" if len(members) == 1 else f"{phantom_only} of the {len(members)} checkpoints averaged"
+        warnings.warn(PHANTOM_ONLY_WARNING.replace("This checkpoint", who, 1), PhantomOnlyWarning, stacklevel=2)
     first = members[0]
     report = SuppressionReport(trained_on=first.trained_on, bone_rules=first.bone_rules, output=first.output,
                                ensemble=members[1:])

@@ -161,7 +161,9 @@ def test_an_ensemble_removes_the_mean_of_its_members_bone_layers(phantom_run, ti
     assert [member.checkpoint for member in report.ensemble] == [phantom_run]
     assert cli.main(["sample", str(tiny_run), str(good), "--output", str(tmp_path / "f"), "--no-figures",
                      "--device", "cpu", "--ensemble", str(phantom_run)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "warning: 1 of the 2 checkpoints averaged learned bone suppression from synthetic phantom" in captured.err
     assert "averaged with the bone layers of 1 more checkpoint(s):" in out
     assert f"{phantom_run}: " in out and "learned from synthetic phantom pairs" in out
 
