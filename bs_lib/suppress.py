@@ -78,7 +78,10 @@ PHANTOM_ONLY_WARNING = (
     "bone layer scaled by 0.4, doing nothing already at 30.6 dB), none of the ten passes even with the rule: "
     "the models also remove vessel and organ edges (do_no_harm_256_weak_bone.md); trained through the "
     "faint-bone chain (data_args.randomise: faint-bone) they lose 3.8 points there instead of 12.9, and gain "
-    "half as much on the pairs as recorded (do_no_harm_256_faint_bone*.md). Read its output as a "
+    "half as much on the pairs as recorded (do_no_harm_256_faint_bone*.md). Averaging the bone layers of "
+    "several such checkpoints does less harm (--ensemble; one per family, ten in all, gained +3.70 dB and "
+    "+12.7 points there, and +3.70 dB and +7.0 points at bone x0.4; benchmarks/results/ensemble_256.md). "
+    "Read its output as a "
     "demonstration, not as a soft-tissue image; for real use train on real pairs (data: szch-x-rays).")
 
 

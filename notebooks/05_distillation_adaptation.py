@@ -939,17 +939,18 @@ fig.suptitle(f"{rows[-1]['data']}, bone ×0.4: what each network removes, and th
 plt.show()
 
 # %% [markdown]
-# On the six real development pairs at 1024² (`python benchmarks/ensemble.py`), with
-# the benchmark's ten families trained at 256² with three seeds each on the phantom
-# whose ribs are spaced and tilted like real ones (`ensemble_256_rib_arch.md`), one
-# model at a time gains +3.57 dB and +9.4 points of symmetric BSR over doing nothing,
-# and the mean of all thirty layers +4.14 dB and +14.4 [+10.2, +18.8] points. Where the
-# bone is weakened to ×0.4, one model at a time *loses* 13.1 points, and the thirty
-# averaged gain +7.6 [+3.3, +11.6], the first phantom-trained result of the course to
-# stay above doing nothing there on both measures. One run of each family (ten models)
-# does about as well (+6.7 points at ×0.4); three seeds of one family, much less (−4.3
-# on average). And it is not merely that the mean is smaller: a single layer scaled
-# down to the mean's standard deviation gains 5.0 and 9.6 points less.
+# On the six real development pairs at 1024² (`python benchmarks/ensemble.py`,
+# `ensemble_256.md`), with the benchmark's ten families trained on the phantom at 256²
+# with three seeds each, one model at a time gains +3.23 dB and +8.4 points of symmetric
+# BSR over doing nothing, and the mean of all thirty layers +3.72 dB and +12.9 [+9.1,
+# +16.9] points. Where the bone is weakened to ×0.4, one model at a time *loses* 11.0
+# points, and the thirty averaged gain +7.7 [+4.1, +11.2] (and +3.80 dB): more than any
+# phantom-only recipe of the course so far, without the `faint-bone` chain's price on
+# strongly boned images. One run of each family (ten models) does about as well (+7.0 points at ×0.4);
+# three seeds of one family, much less (−3.6 on average). And it is not merely that the
+# mean is smaller: one layer scaled down to the mean's standard deviation gains 4.6
+# points less as recorded and 9.0 less at ×0.4. On the phantom with real-like ribs the
+# thirty gain +14.4 and +7.6 points (`ensemble_256_rib_arch.md`).
 # `python -m bs_lib sample RUN IMAGE --ensemble RUN2 RUN3 --output DIR` averages the
 # layers of several checkpoints for your own radiographs.
 
