@@ -1,7 +1,7 @@
 """Several phantom-trained models, one bone layer: does averaging their layers do less harm on real radiographs?
 
     python benchmarks/ensemble.py [--size 256] [--seeds 0 1 2] [--runs-dir .cache/benchmark-runs]
-        [--steps-scale 4] [--methods unet unet_plus_plus ...] [--bone-gains 1 0.4]
+        [--steps-scale 4] [--methods unet unet_plus_plus ...] [--bone-gains 1 0.4] [--randomise [CHAIN]]
         [--rib-spacing 0.13 0.165] [--rib-arch 0.55 0.8] [--output benchmarks/results/ensemble_256]
 
 The benchmark's phantom-trained models (their runs are reused; a missing one
@@ -25,7 +25,9 @@ Scored against the real soft-tissue image at 1024² (PSNR, symmetric BSR),
 each as a difference to the identity (do nothing), with a paired bootstrap
 interval over the six images; for each ``--bone-gains`` g below 1 the pairs'
 bone layer is first scaled by g (:func:`bs_lib.augment.weaken_bone`), a stress
-test for radiographs that show less bone than SZCH's. ``--rib-spacing`` and
+test for radiographs that show less bone than SZCH's. ``--randomise [CHAIN]``: the
+runs trained through random imaging chains (a named one of
+:data:`bs_lib.augment.CHAINS`, e.g. ``faint-bone``). ``--rib-spacing`` and
 ``--rib-arch``: the runs trained on that phantom variant
 (``benchmarks/phantom_variant.py``). Writes ``OUTPUT.md`` and ``OUTPUT.png``
 (one pair's bone layers: the true one, one model's, its seeds' mean, all
@@ -62,7 +64,8 @@ def model_layers(args, samples_by_gain: dict[float, list]) -> dict[float, Layers
     for name in args.methods:
         for seed in args.seeds:
             method = prepare_method(name, "smoke", image_size=args.size, seed=seed, runs=args.runs_dir,
-                                    device=torch.device("cpu"), steps_scale=args.steps_scale)
+                                    device=torch.device("cpu"), steps_scale=args.steps_scale,
+                                    randomise=args.randomise)
             for gain, samples in samples_by_gain.items():
                 layers[gain][method.label, seed] = []
                 for sample in samples:
@@ -198,6 +201,12 @@ def figure(path: Path, sample, layers: Layers, title: str) -> None:
     plt.close(fig)
 
 
+def chain_note(randomise: bool | str) -> str:
+    if not randomise:
+        return ""
+    return ", trained through random imaging chains" + (f" (`{randomise}`)" if isinstance(randomise, str) else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="working size of the models")
@@ -207,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--bone-gains", type=float, nargs="+", default=[1.0, 0.4], metavar="G",
                         help="scale the real pairs' bone layer by each G in (0, 1] (1: as recorded)")
+    parser.add_argument("--randomise", nargs="?", const=True, default=False, metavar="CHAIN",
+                        help="the runs trained through random imaging chains (CHAIN: a named one, e.g. faint-bone)")
     parser.add_argument("--rib-spacing", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="the runs trained on a phantom with ribs this far apart (benchmarks/phantom_variant.py)")
     parser.add_argument("--rib-arch", type=float, nargs=2, metavar=("LOW", "HIGH"),
@@ -245,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{FULL_SIZE}²; `bone ×g`: each radiograph replaced by soft + g·(radiograph − soft), a stress test for "
              "radiographs that show less bone (a linear mix of grey levels, not physics). Models: the benchmark's "
              f"phantom-trained runs at {args.size}²{' on a phantom with ' + words if words else ''} (smoke recipes, "
-             f"steps ×{args.steps_scale:g}), training seeds {', '.join(map(str, args.seeds))}; every layer after "
+             f"steps ×{args.steps_scale:g}{chain_note(args.randomise)}), training seeds "
+             f"{', '.join(map(str, args.seeds))}; every layer after "
              f"`{'` + `'.join(RULES)}` (what `sample` applies to a phantom-only checkpoint). No real target is "
              "trained on. Each cell is the mean gain over identity with its paired bootstrap interval over the six "
              f"images. r, the all-model mean layer's standard deviation over a single layer's (each column its own): "
