@@ -49,7 +49,8 @@ def test_averaging_keeps_the_shared_bone_and_shrinks_each_models_own_mistake(scr
                 ("B", 1): stripes(half, half)}
     monkeypatch.setattr("bs_lib.benchmark.training.prepare_method",
                         lambda name, profile, *, seed, **options: model(name, mistakes[name, seed]))
-    args = SimpleNamespace(methods=["A", "B"], seeds=[0, 1], size=64, runs_dir=None, steps_scale=1)
+    args = SimpleNamespace(methods=["A", "B"], seeds=[0, 1], size=64, runs_dir=None, steps_scale=1,
+                           randomise=False)
     samples = [pair()]
     layers = script.model_layers(args, {1.0: samples})[1.0]
     assert sorted(layers) == sorted(mistakes) and layers["A", 0][0].shape == (1, SIZE, SIZE)
