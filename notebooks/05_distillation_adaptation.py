@@ -950,7 +950,10 @@ plt.show()
 # three seeds of one family, much less (−3.6 on average). And it is not merely that the
 # mean is smaller: one layer scaled down to the mean's standard deviation gains 4.6
 # points less as recorded and 9.0 less at ×0.4. On the phantom with real-like ribs the
-# thirty gain +14.4 and +7.6 points (`ensemble_256_rib_arch.md`).
+# thirty gain +14.4 and +7.6 points (`ensemble_256_rib_arch.md`). Averaged, the ten
+# families trained through the `faint-bone` chain do worse than those trained without it,
+# as recorded and at ×0.4 alike (`ensemble_256_faint_bone_seed0.md`): the chain pays for
+# a single model, not for an ensemble.
 # `python -m bs_lib sample RUN IMAGE --ensemble RUN2 RUN3 --output DIR` averages the
 # layers of several checkpoints for your own radiographs.
 
