@@ -213,10 +213,9 @@ def evaluate_methods(args, samples) -> tuple[dict, dict, dict]:
 
 
 def chain_note(randomise: bool | str) -> str:
-    if not randomise:
-        return ""
-    named = f" (`{randomise}`, `bs_lib.augment.CHAINS`)" if isinstance(randomise, str) else ""
-    return f", trained through random imaging chains{named}"
+    from bs_lib.augment import chain_words
+
+    return f", trained through {chain_words(randomise)}" if randomise else ""
 
 
 def ribs_note(rib_spacing, rib_arch=None) -> str:

@@ -201,12 +201,6 @@ def figure(path: Path, sample, layers: Layers, title: str) -> None:
     plt.close(fig)
 
 
-def chain_note(randomise: bool | str) -> str:
-    if not randomise:
-        return ""
-    return ", trained through random imaging chains" + (f" (`{randomise}`)" if isinstance(randomise, str) else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="working size of the models")
@@ -230,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
     import torch
 
-    from bs_lib.augment import weaken_bone
+    from bs_lib.augment import chain_words, weaken_bone
     from bs_lib.benchmark.data import load_test_samples
     from bs_lib.phantom import variant, variant_words
 
@@ -248,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                   for gain in args.bone_gains}
     results = {gain: rows_for(layers[gain], samples[gain]) for gain in args.bone_gains}
     words = variant_words(args.rib_spacing, args.rib_arch)
+    chain = f", trained through {chain_words(args.randomise)}" if args.randomise else ""
     command = " ".join(["python benchmarks/ensemble.py", *(argv if argv is not None else sys.argv[1:])])
     ratios = ", ".join(f"×{gain:g}: {results[gain][2]:.2f}" for gain in args.bone_gains)
     lines = [f"# Averaging the bone layers of {len(args.methods)} methods × {len(args.seeds)} seeds", "",
@@ -256,9 +251,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{FULL_SIZE}²; `bone ×g`: each radiograph replaced by soft + g·(radiograph − soft), a stress test for "
              "radiographs that show less bone (a linear mix of grey levels, not physics). Models: the benchmark's "
              f"phantom-trained runs at {args.size}²{' on a phantom with ' + words if words else ''} (smoke recipes, "
-             f"steps ×{args.steps_scale:g}{chain_note(args.randomise)}), training seeds "
-             f"{', '.join(map(str, args.seeds))}; every layer after "
-             f"`{'` + `'.join(RULES)}` (what `sample` applies to a phantom-only checkpoint). No real target is "
+             f"steps ×{args.steps_scale:g}{chain}), training seeds {', '.join(map(str, args.seeds))}; every layer "
+             f"after `{'` + `'.join(RULES)}` (what `sample` applies to a phantom-only checkpoint). No real target is "
              "trained on. Each cell is the mean gain over identity with its paired bootstrap interval over the six "
              f"images. r, the all-model mean layer's standard deviation over a single layer's (each column its own): "
              f"{ratios}. A method passes when its mean PSNR gain is above 0 and its mean symmetric-BSR gain is "

@@ -138,6 +138,14 @@ def chain_named(name: str) -> Randomisation:
     return CHAINS[name]
 
 
+def chain_words(randomise: bool | str) -> str:
+    """How a run's ``randomise`` setting reads in a report: ``"random imaging chains (`faint-bone`, ...)"``, or ""."""
+    if not randomise:
+        return ""
+    named = f" (`{randomise}`, `bs_lib.augment.CHAINS`)" if isinstance(randomise, str) else ""
+    return f"random imaging chains{named}"
+
+
 def _uniform(generator: torch.Generator, bounds) -> float:
     low, high = bounds
     return low + (high - low) * float(torch.rand((), generator=generator))
